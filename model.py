@@ -1,0 +1,238 @@
+"""A Llama-style decoder: RMSNorm, rotary embeddings, grouped-query attention, SwiGLU.
+
+The whole model is in this file. `Transformer(config)(idx)` returns logits (B, T, V);
+`Transformer(config)(idx, targets)` returns (logits, loss). Decoding passes a `KVCache`.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelConfig:
+    vocab_size: int = 512
+    dim: int = 128
+    n_layers: int = 4
+    n_heads: int = 4
+    n_kv_heads: int = 2
+    hidden_dim: int = 0  # SwiGLU width; 0 means 8/3 * dim rounded up to multiple_of
+    multiple_of: int = 32
+    max_seq_len: int = 128
+    norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    dropout: float = 0.0
+
+    def __post_init__(self):
+        if self.dim % self.n_heads:
+            raise ValueError(f"dim={self.dim} is not divisible by n_heads={self.n_heads}: pick a dim that is")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.n_kv_heads}")
+        if self.head_dim % 2:
+            raise ValueError(f"head dim {self.head_dim} must be even for rotary embeddings")
+        if not self.hidden_dim:
+            self.hidden_dim = self.multiple_of * math.ceil(int(8 * self.dim / 3) / self.multiple_of)
+
+    @property
+    def head_dim(self):
+        return self.dim // self.n_heads
+
+
+# Named presets. vocab_size here is a default only: train.py takes it from the data.
+PRESETS = {
+    "tiny": dict(dim=128, n_layers=4, n_heads=4, n_kv_heads=2, max_seq_len=128),
+    "small": dict(dim=384, n_layers=6, n_heads=6, n_kv_heads=2, max_seq_len=256),
+    "minimind-26m": dict(dim=512, n_layers=8, n_heads=8, n_kv_heads=2, vocab_size=6400, max_seq_len=512),
+    "gpt2-124m": dict(dim=768, n_layers=12, n_heads=12, n_kv_heads=12, vocab_size=50304, max_seq_len=1024),
+}
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        # normalise in fp32: the mean of squares underflows in half precision
+        xf = x.float()
+        return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
+
+
+def rope_tables(head_dim, max_seq_len, theta):
+    """cos and sin of the rotation angle pos * theta^(-2i/d), each (max_seq_len, head_dim/2)."""
+    inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float64), inv_freq)
+    return angles.cos().float(), angles.sin().float()
+
+
+def apply_rope(x, cos, sin):
+    """Rotate each (first half, second half) pair of x (B, H, T, hd) by its position's angle.
+
+    cos/sin are (T, hd/2) when all rows share positions, else (B, T, hd/2)."""
+    if cos.dim() == 3:
+        cos, sin = cos[:, None], sin[:, None]
+    x1, x2 = x.float().chunk(2, dim=-1)
+    rotated = torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+    return rotated.type_as(x)
+
+
+class KVCache:
+    """Preallocated keys and values of every layer for incremental decoding.
+
+    Prompts of different lengths are left-padded; `pad[b]` counts row b's padding so
+    that its positions start at 0 at its first real token and padding is never attended."""
+
+    def __init__(self, config, batch_size, max_len, device, dtype, pad=None):
+        shape = (batch_size, config.n_kv_heads, max_len, config.head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
+        self.max_len = max_len
+        self.length = 0  # slots filled so far, the same for every row
+        self.pad = pad  # (B,) long tensor, or None when no row is padded
+
+    def update(self, layer, k, v):
+        """Write this step's k, v (B, Hkv, T, hd) and return all keys and values so far."""
+        start, end = self.length, self.length + k.shape[2]
+        self.k[layer][:, :, start:end] = k
+        self.v[layer][:, :, start:end] = v
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
+        self.wq = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
+        self.wk = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
+        self.dropout = cfg.dropout
+
+    def forward(self, x, cos, sin, mask, cache=None, layer=0):
+        B, T, _ = x.shape
+        q = self.wq(x).view(B, T, self.n_heads, self.head_dim).transpose(1, 2)
+        k = self.wk(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.wv(x).view(B, T, self.n_kv_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(layer, k, v)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=mask is None and T > 1,
+            dropout_p=self.dropout if self.training else 0.0, enable_gqa=self.n_kv_heads != self.n_heads)
+        return self.wo(y.transpose(1, 2).reshape(B, T, -1))
+
+
+class FeedForward(nn.Module):
+    """SwiGLU: w2(silu(w1 x) * w3 x)."""
+
+    def __init__(self, cfg):
+        super().__init__()
+        self.w1 = nn.Linear(cfg.dim, cfg.hidden_dim, bias=False)
+        self.w3 = nn.Linear(cfg.dim, cfg.hidden_dim, bias=False)
+        self.w2 = nn.Linear(cfg.hidden_dim, cfg.dim, bias=False)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x):
+        return self.dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.attn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.attn = Attention(cfg)
+        self.ffn_norm = RMSNorm(cfg.dim, cfg.norm_eps)
+        self.ffn = FeedForward(cfg)
+
+    def forward(self, x, cos, sin, mask, cache, layer):
+        x = x + self.attn(self.attn_norm(x), cos, sin, mask, cache, layer)
+        return x + self.ffn(self.ffn_norm(x))
+
+
+class Transformer(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.dim)
+        self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
+        self.norm = RMSNorm(config.dim, config.norm_eps)
+        self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
+        self.output.weight = self.tok_emb.weight  # tied: one matrix reads and writes tokens
+        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
+        self.apply(self._init_weights)
+        # GPT-2's scaled init: each residual branch adds variance, so shrink its output projection
+        for name, p in self.named_parameters():
+            if name.endswith(("wo.weight", "w2.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layers))
+
+    @staticmethod
+    def _init_weights(module):
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def num_params(self):
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, idx, targets=None, cache=None):
+        B, T = idx.shape
+        start = cache.length if cache is not None else 0
+        if start + T > self.config.max_seq_len:
+            raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len={self.config.max_seq_len}; crop it")
+        positions, mask = torch.arange(start, start + T, device=idx.device), None
+        if cache is not None and (cache.pad is not None or (start > 0 and T > 1)):
+            positions, mask = self._positions_and_mask(positions, cache.pad)
+        cos, sin = self.rope_cos[positions], self.rope_sin[positions]
+        x = self.tok_emb(idx)
+        for layer, block in enumerate(self.layers):
+            x = block(x, cos, sin, mask, cache, layer)
+        if cache is not None:
+            cache.length += T
+        logits = self.output(self.norm(x))
+        if targets is None:
+            return logits
+        loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
+        return logits, loss
+
+    @staticmethod
+    def _positions_and_mask(slots, pad):
+        """Per-row positions (B, T) and a boolean mask (B, 1, T, S): causal, padding never attended."""
+        keys = torch.arange(len(slots) and int(slots[-1]) + 1, device=slots.device)
+        mask = (keys[None, :] <= slots[:, None])[None, None]  # (1, 1, T, S)
+        if pad is None:
+            return slots, mask
+        pad = pad.to(slots.device)
+        positions = (slots[None, :] - pad[:, None]).clamp(min=0)
+        mask = mask & (keys[None, :] >= pad[:, None])[:, None, None, :]
+        # a padded query row would attend to nothing (NaN): let it see itself; its output is unused
+        mask = mask | (keys[None, None, :] == slots[None, :, None])[:, None]
+        return positions, mask
+
+    def optim_groups(self, weight_decay):
+        """Matrices (and the tied embedding) decay; norm gains do not, since shrinking them
+        towards 0 only rescales activations and fights the normalisation."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        return [
+            {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+
+    def flops_per_token(self, seq_len):
+        """Training FLOPs per token (forward + backward): 6N plus attention's 12 L d T (PaLM appendix B)."""
+        # the tied embedding is counted once: its lookup is free, its use as the output matmul is not
+        return 6 * self.num_params() + 12 * self.config.n_layers * self.config.dim * seq_len
+
+
+def load_checkpoint(path, device="cpu"):
+    """Rebuild the model saved by train.py at `path`; returns (model in eval mode, checkpoint dict)."""
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=False)
+    except FileNotFoundError:
+        raise SystemExit(f"error: no checkpoint at {path}: run `python train.py` first or pass the right path")
+    model = Transformer(ModelConfig(**ckpt["model_config"]))
+    model.load_state_dict(ckpt["model"])
+    return model.to(device).eval(), ckpt
