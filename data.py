@@ -1,0 +1,367 @@
+"""Data: text -> tokenizer -> memmap'd token files, the built-in synthetic language, batches.
+
+    python data.py --input FILE.txt --out_dir data/mytext [--vocab_size 4096]   # any UTF-8 text
+    python data.py --out_dir data/synthetic                                     # the synthetic language
+
+Either way out_dir gets tokenizer.json, train.bin, val.bin (uint16 when the vocabulary
+fits, else uint32) and meta.json. train.py reads them through np.memmap.
+
+The synthetic language is a hidden Markov model: hidden states are (topic, grammatical
+role) pairs, each state emits one word, so the text reads like very simple English
+("the old cow saw a goat near the barn ."). Documents end with <eos>, after which the
+topic is drawn afresh, so documents are independent and the forward algorithm gives the
+exact next-token distribution p*(x_t | x_<t) of any window that starts at an <eos>.
+"""
+import argparse
+import json
+import os
+
+import numpy as np
+import torch
+
+EOS = "<eos>"
+UNK = "<unk>"
+
+# ----------------------------------------------------------------------------
+# The synthetic language
+
+TOPIC_NOUNS = {
+    "farm": "cow pig hen horse goat farmer barn field dog sheep",
+    "sea": "fish boat crab sailor wave shell whale gull ship shore",
+    "forest": "fox bear owl tree deer wolf mouse hunter bird rabbit",
+    "kitchen": "cook cake bread pot cup spoon soup apple egg table",
+    "town": "man woman baker shop car street child doctor house dog",
+    "school": "teacher boy girl book pen desk lesson ball friend child",
+    "sky": "bird cloud star moon sun kite rain wind plane rainbow",
+    "castle": "king queen knight dragon prince princess sword tower guard horse",
+}
+WORD_CLASSES = {
+    "det": "the my his her our this that every one their",
+    "adj": "big small old young red green happy sad little quick slow brave kind tall dark bright "
+           "soft loud quiet hungry tired wet cold warm",
+    "verb_t": "saw liked found took made chased fed ate held lost pushed helped watched painted "
+              "carried opened loved kicked washed caught heard met followed built",
+    "verb_i": "ran slept sang jumped smiled cried swam flew laughed waited danced fell sat played shouted",
+    "adv": "quickly slowly happily quietly again today loudly softly away home",
+    "prep": "in on near under by with behind over",
+    "pron": "he she it they we",
+    "name": "tom anna sam lily ben mia max zoe",
+    "conj": "and but then so",
+    "end": ".",
+}
+# role -> (word class, {next role: base probability}); "doc_end" is shared by all topics.
+GRAMMAR = {
+    "start": ("", {"det_s": 0.55, "pron": 0.2, "name_s": 0.25}),
+    "det_s": ("det", {"adj_s": 0.4, "noun_s": 0.6}),
+    "adj_s": ("adj", {"adj_s": 0.15, "noun_s": 0.85}),
+    "noun_s": ("noun", {"verb_t": 0.6, "verb_i": 0.4}),
+    "pron": ("pron", {"verb_t": 0.55, "verb_i": 0.45}),
+    "name_s": ("name", {"verb_t": 0.6, "verb_i": 0.4}),
+    "verb_t": ("verb_t", {"det_o": 0.85, "name_o": 0.15}),
+    "det_o": ("det", {"adj_o": 0.35, "noun_o": 0.65}),
+    "adj_o": ("adj", {"noun_o": 1.0}),
+    "noun_o": ("noun", {"end": 0.5, "prep": 0.25, "conj": 0.25}),
+    "name_o": ("name", {"end": 0.6, "prep": 0.2, "conj": 0.2}),
+    "verb_i": ("verb_i", {"end": 0.4, "adv": 0.3, "prep": 0.3}),
+    "adv": ("adv", {"end": 0.8, "conj": 0.2}),
+    "prep": ("prep", {"det_p": 1.0}),
+    "det_p": ("det", {"noun_p": 1.0}),
+    "noun_p": ("noun", {"end": 0.8, "conj": 0.2}),
+    "conj": ("conj", {"pron": 0.4, "verb_i": 0.3, "det_s": 0.3}),
+    "end": ("end", {"start": 0.84, "doc_end": 0.14, "switch": 0.02}),  # switch: start of another topic
+}
+
+
+class SyntheticLanguage:
+    """A seeded HMM over ~200 English words with exact next-token probabilities.
+
+    `trans` (S, S) and `emit` (S, V) are the transition and emission matrices; `start` (S,)
+    is the state distribution right after <eos>. "start" roles emit nothing: they are folded
+    into the transitions, so every state emits exactly one token."""
+
+    def __init__(self, seed=0):
+        rng = np.random.default_rng(seed)
+        nouns = sorted({w for ws in TOPIC_NOUNS.values() for w in ws.split()})
+        words = {cls: ws.split() for cls, ws in WORD_CLASSES.items()}
+        self.vocab = [EOS, UNK] + sorted({w for ws in words.values() for w in ws} | set(nouns))
+        self.eos_id = 0
+        token_id = {w: i for i, w in enumerate(self.vocab)}
+        topics = list(TOPIC_NOUNS)
+        roles = [r for r in GRAMMAR if r != "start"]
+        states = [(t, r) for t in topics for r in roles] + [("", "doc_end")]
+        index = {s: i for i, s in enumerate(states)}
+        S, V = len(states), len(self.vocab)
+        trans, emit = np.zeros((S, S)), np.zeros((S, V))
+        topic_prior = rng.dirichlet(np.full(len(topics), 5.0))
+
+        def start_of(topic):  # the "start" role's successors, as a distribution over states
+            dist = np.zeros(S)
+            for role, p in topic_start[topic].items():
+                dist[index[(topic, role)]] += p
+            return dist
+
+        # each topic draws its own branching probabilities and its own words of every class
+        topic_start, topic_next, topic_words = {}, {}, {}
+        for t in topics:
+            topic_next[t] = {r: dict(zip(nxt, rng.dirichlet(20 * np.array(list(nxt.values())))))
+                             for r, (_, nxt) in GRAMMAR.items()}
+            topic_start[t] = topic_next[t]["start"]
+            topic_words[t] = {cls: rng.choice(ws, size=min(len(ws), 10), replace=False)
+                              for cls, ws in words.items()} | {"noun": np.array(TOPIC_NOUNS[t].split())}
+        self.start = sum(topic_prior[i] * start_of(t) for i, t in enumerate(topics))
+        for t in topics:
+            for r in roles:
+                i = index[(t, r)]
+                cls = GRAMMAR[r][0]
+                chosen = topic_words[t][cls]
+                emit[i, [token_id[w] for w in chosen]] = rng.dirichlet(np.ones(len(chosen)))
+                for nxt, p in topic_next[t][r].items():
+                    if nxt == "start":
+                        trans[i] += p * start_of(t)
+                    elif nxt == "switch":  # a new sentence about another topic, same document
+                        others = [u for u in topics if u != t]
+                        trans[i] += p * sum(start_of(u) for u in others) / len(others)
+                    elif nxt == "doc_end":
+                        trans[i, index[("", "doc_end")]] += p
+                    else:
+                        trans[i, index[(t, nxt)]] += p
+        trans[index[("", "doc_end")]] = self.start
+        emit[index[("", "doc_end")], self.eos_id] = 1.0
+        self.trans, self.emit, self.states = trans, emit, states
+        self.vocab_size = V
+
+    def sample_tokens(self, num_tokens, seed):
+        """Whole documents, each ending in <eos>, until there are at least num_tokens tokens.
+
+        Documents are independent, so they are generated in parallel: one hidden chain per
+        document, advanced together; a chain drops out at its <eos>. Deterministic in seed."""
+        rng = np.random.default_rng(seed)
+        docs, total = [], 0
+        while total < num_tokens:
+            batch = self._sample_docs(4096, rng)
+            docs.extend(batch)
+            total += sum(len(d) for d in batch)
+        lengths = np.cumsum([len(d) for d in docs])
+        keep = int(np.searchsorted(lengths, num_tokens)) + 1  # the fewest documents that suffice
+        return np.concatenate(docs[:keep])
+
+    def _sample_docs(self, n_docs, rng):
+        trans_next, trans_cdf = _sparse_cdf(self.trans)
+        emit_next, emit_cdf = _sparse_cdf(self.emit)
+        doc = np.arange(n_docs)
+        state = self.states.index(("", "doc_end"))
+        state = trans_next[state][_draw(trans_cdf[np.full(n_docs, state)], rng)]
+        doc_ids, tokens = [], []
+        while len(doc):
+            tok = emit_next[state, _draw(emit_cdf[state], rng)]
+            doc_ids.append(doc)
+            tokens.append(tok)
+            alive = tok != self.eos_id
+            doc, state = doc[alive], state[alive]
+            state = trans_next[state, _draw(trans_cdf[state], rng)]
+        doc_ids, tokens = np.concatenate(doc_ids), np.concatenate(tokens)
+        order = np.argsort(doc_ids, kind="stable")  # stable: keeps each document's tokens in order
+        return np.split(tokens[order], np.cumsum(np.bincount(doc_ids, minlength=n_docs))[:-1])
+
+    def next_token_probs(self, windows):
+        """p*(x_{t+1} | x_0..x_t) for every window (W, T) that starts with <eos>: (W, T, V).
+
+        Position t lines up with the model's logits at t (which predict x_{t+1})."""
+        windows = np.asarray(windows)
+        if (windows[:, 0] != self.eos_id).any():
+            raise ValueError("next_token_probs needs windows that start at an <eos> token")
+        W, T = windows.shape
+        out = np.empty((W, T, self.vocab_size))
+        belief = np.zeros((W, len(self.states)))
+        belief[:, self.states.index(("", "doc_end"))] = 1.0  # the only state that emits <eos>
+        for t in range(T):
+            belief = belief * self.emit[:, windows[:, t]].T  # condition on the token just seen
+            belief /= belief.sum(1, keepdims=True)
+            predicted_state = belief @ self.trans
+            out[:, t] = predicted_state @ self.emit
+            belief = predicted_state
+        return out
+
+    def decode(self, ids):
+        return " ".join(self.vocab[i] if i != self.eos_id else "\n" for i in ids)
+
+
+def _sparse_cdf(probs):
+    """Each row's nonzero entries as (column ids, cumulative probabilities), padded to one width.
+
+    Padding repeats the row's last column with cdf 1, so a draw never lands on it wrongly."""
+    width = int((probs > 0).sum(1).max())
+    cols = np.zeros((len(probs), width), dtype=np.int64)
+    cdf = np.ones((len(probs), width))
+    for i, row in enumerate(probs):
+        nz = np.flatnonzero(row)
+        cols[i, :len(nz)], cols[i, len(nz):] = nz, nz[-1]
+        cdf[i, :len(nz)] = np.cumsum(row[nz]) / row[nz].sum()
+    return cols, cdf
+
+
+def _draw(cdf, rng):
+    """One column per row of (N, K) cumulative probabilities."""
+    u = rng.random((cdf.shape[0], 1))
+    return np.minimum((cdf < u).sum(1), cdf.shape[1] - 1)
+
+
+# ----------------------------------------------------------------------------
+# Tokenizers and token files
+
+
+def word_tokenizer(vocab):
+    """A word-level `tokenizers` model whose ids are the synthetic language's token ids."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({w: i for i, w in enumerate(vocab)}, unk_token=UNK))
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(EOS, "isolated"), pre_tokenizers.Whitespace()])
+    tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)  # joins words with spaces, tidies " ."
+    tok.add_special_tokens([EOS])
+    return tok
+
+
+def bpe_tokenizer(text_lines, vocab_size):
+    """Train a byte-level BPE on an iterator of lines: every byte sequence stays encodable."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(text_lines, trainer=trainer)
+    return tok
+
+
+def token_dtype(vocab_size):
+    return np.uint16 if vocab_size <= 2**16 else np.uint32
+
+
+def write_split(path, ids, vocab_size):
+    """Write token ids atomically, so an interrupted run never leaves a truncated file behind."""
+    tmp = path + ".tmp"
+    np.asarray(ids, dtype=token_dtype(vocab_size)).tofile(tmp)
+    os.replace(tmp, path)
+
+
+def write_meta(out_dir, meta):
+    tmp = os.path.join(out_dir, "meta.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(meta, f, indent=2)
+    os.replace(tmp, os.path.join(out_dir, "meta.json"))
+
+
+def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=0):
+    """Generate the synthetic language's corpus into out_dir (train and val from distinct seeds)."""
+    os.makedirs(out_dir, exist_ok=True)
+    lang = SyntheticLanguage(seed)
+    word_tokenizer(lang.vocab).save(os.path.join(out_dir, "tokenizer.json"))
+    for split, n, corpus_seed in (("train", train_tokens, seed + 1), ("val", val_tokens, seed + 2)):
+        ids = np.concatenate([[lang.eos_id], lang.sample_tokens(n, corpus_seed)])  # starts at <eos>
+        write_split(os.path.join(out_dir, f"{split}.bin"), ids, lang.vocab_size)
+    write_meta(out_dir, {"kind": "synthetic", "seed": seed, "vocab_size": lang.vocab_size,
+                         "eos_id": lang.eos_id, "dtype": np.dtype(token_dtype(lang.vocab_size)).name})
+
+
+def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1):
+    """UTF-8 text -> byte-level BPE tokenizer + train/val token files; the last val_fraction is val."""
+    try:
+        with open(input_path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise SystemExit(f"error: no file at {input_path}: pass --input with a UTF-8 text file")
+    except UnicodeDecodeError as e:
+        raise SystemExit(f"error: {input_path} is not UTF-8 ({e.reason} at byte {e.start}): convert it to UTF-8 first")
+    if not text.strip():
+        raise SystemExit(f"error: {input_path} is empty: give a text file with some content")
+    cut = text.rfind("\n", 0, int(len(text) * (1 - val_fraction))) + 1 or int(len(text) * (1 - val_fraction))
+    train_text, val_text = text[:cut], text[cut:]
+    os.makedirs(out_dir, exist_ok=True)
+    tok = bpe_tokenizer(train_text.splitlines(keepends=True), vocab_size)
+    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": tok.get_vocab_size(),
+            "eos_id": None, "dtype": np.dtype(token_dtype(tok.get_vocab_size())).name}
+    for split, split_text in (("train", train_text), ("val", val_text)):
+        lines = split_text.splitlines(keepends=True)
+        ids = [i for enc in tok.encode_batch(lines) for i in enc.ids]
+        write_split(os.path.join(out_dir, f"{split}.bin"), ids, meta["vocab_size"])
+        meta[f"{split}_bytes"] = len(split_text.encode("utf-8"))
+        meta[f"{split}_tokens"] = len(ids)
+    write_meta(out_dir, meta)
+    return meta
+
+
+def load_meta(data_dir):
+    path = os.path.join(data_dir, "meta.json")
+    if not os.path.exists(path):
+        raise SystemExit(f"error: no meta.json in {data_dir}: prepare it with `python data.py --out_dir {data_dir}` "
+                         "(synthetic) or `--input FILE.txt` (your text)")
+    with open(path) as f:
+        return json.load(f)
+
+
+def load_tokenizer(data_dir):
+    from tokenizers import Tokenizer
+
+    return Tokenizer.from_file(os.path.join(data_dir, "tokenizer.json"))
+
+
+def open_split(data_dir, split, meta):
+    """The split's tokens as a read-only memmap, after checking that every id fits the vocabulary."""
+    path = os.path.join(data_dir, f"{split}.bin")
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        raise SystemExit(f"error: {path} is missing or empty: re-run data.py for {data_dir}")
+    tokens = np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
+    chunk = 1 << 24  # check in slices so a large file is never read into memory whole
+    top = max(int(tokens[i:i + chunk].max()) for i in range(0, len(tokens), chunk))
+    if top >= meta["vocab_size"]:
+        raise SystemExit(f"error: {path} holds token id {top} >= vocab_size {meta['vocab_size']}: "
+                         "the file and meta.json disagree; re-run data.py")
+    return tokens
+
+
+def get_batch(tokens, batch_size, block_size, rng, device="cpu"):
+    """Random windows: x = tokens[i:i+T], y = tokens[i+1:i+T+1], for batch_size random i."""
+    if len(tokens) <= block_size:
+        raise SystemExit(f"error: {len(tokens)} tokens cannot fill one window of {block_size}: "
+                         "use more data or a smaller --block_size")
+    starts = rng.integers(0, len(tokens) - block_size, size=batch_size)
+    window = np.stack([tokens[i:i + block_size + 1] for i in starts]).astype(np.int64)
+    window = torch.from_numpy(window)
+    x, y = window[:, :-1], window[:, 1:]
+    if torch.device(device).type == "cuda":  # pinned memory lets the copy overlap with compute
+        return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
+    return x.contiguous(), y.contiguous()
+
+
+def document_windows(tokens, eos_id, n_windows, length):
+    """The first n_windows windows of `length` tokens that start at an <eos>: the windows
+    whose exact next-token distributions SyntheticLanguage.next_token_probs can give."""
+    starts = np.flatnonzero(np.asarray(tokens[:-length]) == eos_id)[:n_windows]
+    if len(starts) == 0:
+        raise SystemExit("error: the val split holds no <eos> to start an exact-probability window at")
+    return np.stack([np.asarray(tokens[i:i + length], dtype=np.int64) for i in starts])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input", help="a UTF-8 text file; omit for the synthetic language")
+    parser.add_argument("--out_dir", default="data/synthetic")
+    parser.add_argument("--vocab_size", type=int, default=4096, help="BPE vocabulary size (text only)")
+    parser.add_argument("--train_tokens", type=int, default=2_000_000, help="synthetic only")
+    parser.add_argument("--val_tokens", type=int, default=100_000, help="synthetic only")
+    parser.add_argument("--seed", type=int, default=0, help="synthetic only: the language and its corpus")
+    args = parser.parse_args()
+    if args.input:
+        meta = prepare_text(args.input, args.out_dir, args.vocab_size)
+    else:
+        prepare_synthetic(args.out_dir, args.train_tokens, args.val_tokens, args.seed)
+        meta = load_meta(args.out_dir)
+    sizes = {s: os.path.getsize(os.path.join(args.out_dir, f"{s}.bin")) // np.dtype(meta["dtype"]).itemsize
+             for s in ("train", "val")}
+    print(f"wrote {args.out_dir}: vocab {meta['vocab_size']}, train {sizes['train']:,} tokens, val {sizes['val']:,} tokens")
+
+
+if __name__ == "__main__":
+    main()

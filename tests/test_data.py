@@ -1,0 +1,112 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+import data
+
+
+@pytest.fixture(scope="module")
+def lang():
+    return data.SyntheticLanguage(seed=0)
+
+
+def test_loader_y_is_x_shifted_by_one_read_from_the_file(tmp_path):
+    path = str(tmp_path / "train.bin")
+    tokens = (np.arange(5000) * 7919) % 60000  # distinct neighbours, above uint8, within uint16
+    data.write_split(path, tokens, vocab_size=60000)
+    memmap = np.memmap(path, dtype=np.uint16, mode="r")
+    rng = np.random.default_rng(0)
+    x, y = data.get_batch(memmap, batch_size=8, block_size=32, rng=rng)
+    assert x.shape == y.shape == (8, 32)
+    for row_x, row_y in zip(x.numpy(), y.numpy()):
+        start = int(np.flatnonzero(tokens == row_x[0])[0])
+        assert np.array_equal(row_x, tokens[start:start + 32])
+        assert np.array_equal(row_y, tokens[start + 1:start + 33])
+
+
+def test_exact_probabilities_sum_to_one(lang):
+    tokens = lang.sample_tokens(20_000, seed=5)
+    windows = data.document_windows(np.concatenate([[lang.eos_id], tokens]), lang.eos_id, 30, 64)
+    probs = lang.next_token_probs(windows)
+    assert probs.shape == (30, 64, lang.vocab_size)
+    assert np.allclose(probs.sum(-1), 1.0)
+    # every token that actually follows has positive probability
+    assert (np.take_along_axis(probs[:, :-1], windows[:, 1:, None], 2) > 0).all()
+
+
+def test_exact_probabilities_agree_with_empirical_frequencies(lang):
+    tokens = np.concatenate([[lang.eos_id], lang.sample_tokens(2_000_000, seed=7)])
+    # p*(next | window) averaged over every occurrence of a context must match the counts;
+    # with ~20k windows the sampling noise in total variation is about 0.03.
+    windows = data.document_windows(tokens, lang.eos_id, 20_000, 12)
+    probs = lang.next_token_probs(windows[:, :-1])
+
+    def observed(position):
+        return np.bincount(windows[:, position + 1], minlength=lang.vocab_size) / len(windows)
+
+    for position in (0, 3, 8):
+        assert 0.5 * np.abs(probs[:, position].mean(0) - observed(position)).sum() < 0.045
+    assert 0.5 * np.abs(probs[:, 3].mean(0) - observed(8)).sum() > 0.1  # the check can tell positions apart
+    the = lang.vocab.index("the")  # condition on a context word too
+    rows, cols = np.nonzero(windows[:, 1:-1] == the)
+    predicted = probs[rows, cols + 1].mean(0)
+    observed = np.bincount(windows[rows, cols + 2], minlength=lang.vocab_size) / len(rows)
+    assert 0.5 * np.abs(predicted - observed).sum() < 0.06
+
+
+def test_language_is_deterministic_documents_end_at_eos_and_vocab_is_stable(lang):
+    a, b = lang.sample_tokens(5000, seed=3), data.SyntheticLanguage(0).sample_tokens(5000, seed=3)
+    assert np.array_equal(a, b) and len(a) >= 5000 and a[-1] == lang.eos_id
+    assert not np.array_equal(a[:100], lang.sample_tokens(5000, seed=4)[:100])
+    assert lang.trans.shape[0] == lang.emit.shape[0] and np.allclose(lang.trans.sum(1), 1)
+    words = lang.decode(a[:50]).split()
+    assert "." in words and all(w in lang.vocab or w == "\n" for w in words)
+
+
+def test_next_token_probs_rejects_windows_not_at_a_document_start(lang):
+    with pytest.raises(ValueError, match="eos"):
+        lang.next_token_probs(np.array([[5, 6, 7]]))
+
+
+def test_prepare_synthetic_writes_a_consistent_directory(tmp_path):
+    out = str(tmp_path / "syn")
+    data.prepare_synthetic(out, train_tokens=3000, val_tokens=1000, seed=0)
+    meta = data.load_meta(out)
+    train = data.open_split(out, "train", meta)
+    assert meta["kind"] == "synthetic" and train.dtype == np.uint16 and len(train) >= 3000
+    tok = data.load_tokenizer(out)
+    ids = tok.encode("the big cow saw his dog .").ids
+    assert data.SyntheticLanguage(0).decode(ids) == "the big cow saw his dog ."
+
+
+def test_prepare_text_round_trips_the_text(tmp_path):
+    text = "".join(f"Line {i}: the quick brown fox jumps over the lazy dog, naïvely! ✓\n" for i in range(300))
+    src = tmp_path / "input.txt"
+    src.write_text(text, encoding="utf-8")
+    out = str(tmp_path / "txt")
+    meta = data.prepare_text(str(src), out, vocab_size=300)
+    tok = data.load_tokenizer(out)
+    decoded = "".join(tok.decode(data.open_split(out, s, meta).tolist()) for s in ("train", "val"))
+    assert decoded == text
+    assert meta["val_bytes"] + meta["train_bytes"] == len(text.encode("utf-8"))
+    assert meta["vocab_size"] <= 300 and meta["dtype"] == "uint16"
+
+
+def test_bad_inputs_exit_with_a_message(tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("   \n")
+    with pytest.raises(SystemExit, match="empty"):
+        data.prepare_text(str(empty), str(tmp_path / "o"))
+    with pytest.raises(SystemExit, match="no file"):
+        data.prepare_text(str(tmp_path / "missing.txt"), str(tmp_path / "o"))
+    with pytest.raises(SystemExit, match="meta.json"):
+        data.load_meta(str(tmp_path / "nowhere"))
+    out = tmp_path / "bad"
+    out.mkdir()
+    data.write_split(str(out / "train.bin"), [1, 2, 99], vocab_size=100)
+    (out / "meta.json").write_text(json.dumps({"vocab_size": 50, "dtype": "uint16"}))
+    with pytest.raises(SystemExit, match="token id 99 >= vocab_size 50"):
+        data.open_split(str(out), "train", data.load_meta(str(out)))
+    assert os.path.exists(out / "train.bin")  # nothing is lost

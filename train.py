@@ -1,0 +1,462 @@
+"""Train the language model (default) or the MinP+ head on a frozen checkpoint.
+
+    python train.py                                  # tiny preset on the synthetic language
+    python train.py --data_dir data/shakespeare --preset small
+    python train.py --head minpplus                  # head on out/ckpt.pt
+    python train.py --resume                         # continue out/ckpt.pt (or out/head_ckpt.pt)
+
+Every flag is a field of TrainConfig (or of ModelConfig, overriding the preset).
+A run writes into --out_dir: ckpt.pt, metrics.jsonl, and for the head head.json + head_ckpt.pt.
+"""
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, asdict
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+import data
+from head import MinPPlusHead, diagnostics, format_diagnostics, plot_curve
+from model import PRESETS, ModelConfig, Transformer, load_checkpoint
+from optim import AdamW, clip_grad_norm_, cosine_lr
+
+
+@dataclass
+class TrainConfig:
+    # run
+    out_dir: str = "out"
+    data_dir: str = "data/synthetic"  # created with the synthetic language when missing
+    preset: str = "tiny"
+    device: str = "auto"  # auto: cuda when available, else cpu
+    dtype: str = "auto"  # auto: bfloat16 on CUDA, float32 on CPU; float16 uses a GradScaler
+    compile: bool = False
+    seed: int = 1337
+    resume: bool = False
+    # optimisation
+    batch_size: int = 32
+    block_size: int = 0  # 0: the model's max_seq_len
+    grad_accum: int = 1
+    max_steps: int = 1200
+    lr: float = 3e-3
+    min_lr: float = 3e-4
+    warmup_steps: int = 60
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    # evaluation and checkpoints
+    eval_interval: int = 200
+    eval_batches: int = 20
+    truth_windows: int = 64  # synthetic language: windows scored against the exact p*
+    # MinP+ head (--head minpplus)
+    head: str = ""  # "" trains the LM; "minpplus" trains the head on a frozen LM
+    init_from: str = ""  # LM checkpoint for the head; default <out_dir>/ckpt.pt
+    temperature: float = 1.0
+    head_thresholds: int = 32
+    head_tau_min: float = 1e-4
+    head_spacing: str = "log"
+    head_tokens: int = 200_000  # train tokens whose bucket statistics the head is fitted on
+    head_val_tokens: int = 50_000
+    head_epochs: int = 30
+    head_batch_size: int = 4096
+    head_lr: float = 0.05
+    head_reg: str = "none"  # none | smooth (spread the weights) | sparse (concentrate them)
+    head_reg_weight: float = 0.0
+    head_prune_below: float = 0.0  # at export, drop weights below this share of the total
+
+
+def parse_args(argv=None):
+    """Flags named after TrainConfig's and ModelConfig's fields; model flags override the preset."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    for cls, group in ((TrainConfig, "training"), (ModelConfig, "model (overrides the preset)")):
+        arg_group = parser.add_argument_group(group)
+        for f in dataclasses.fields(cls):
+            default = f.default if cls is TrainConfig else None
+            if f.type is bool or f.type == "bool":
+                arg_group.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default)
+            else:
+                arg_group.add_argument(f"--{f.name}", type=_field_type(f), default=default)
+    args = vars(parser.parse_args(argv))
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
+    cfg = TrainConfig(**{k: v for k, v in args.items() if k in train_fields})
+    model_overrides = {k: v for k, v in args.items() if k not in train_fields and v is not None}
+    return cfg, model_overrides
+
+
+def _field_type(f):
+    return {"int": int, "float": float, "str": str}.get(f.type, f.type) if isinstance(f.type, str) else f.type
+
+
+def check_config(cfg):
+    if cfg.preset not in PRESETS:
+        raise SystemExit(f"error: unknown --preset {cfg.preset!r}: choose one of {', '.join(PRESETS)}")
+    if cfg.head not in ("", "minpplus"):
+        raise SystemExit(f"error: unknown --head {cfg.head!r}: the only head is 'minpplus'")
+    if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise SystemExit(f"error: unknown --dtype {cfg.dtype!r}: use auto, float32, bfloat16 or float16")
+    if cfg.temperature <= 0:
+        raise SystemExit(f"error: --temperature must be > 0, got {cfg.temperature}")
+    if cfg.head_reg not in ("none", "smooth", "sparse"):
+        raise SystemExit(f"error: unknown --head_reg {cfg.head_reg!r}: use none, smooth or sparse")
+    for name in ("batch_size", "grad_accum", "eval_batches", "head_epochs", "head_batch_size"):
+        if getattr(cfg, name) < 1:
+            raise SystemExit(f"error: --{name} must be at least 1, got {getattr(cfg, name)}")
+
+
+def resolve_device(cfg):
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda asked for but no GPU is visible: use --device cpu")
+    dtype = cfg.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    return device, dtype
+
+
+def autocast(device, dtype):
+    """Mixed precision for the forward pass; plain fp32 needs no context at all."""
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=getattr(torch, dtype))
+
+
+def ensure_data(cfg):
+    """The synthetic language is generated on first use, so `python train.py` works anywhere."""
+    if not os.path.exists(os.path.join(cfg.data_dir, "meta.json")):
+        if os.path.normpath(cfg.data_dir) != os.path.normpath(TrainConfig.data_dir):
+            data.load_meta(cfg.data_dir)  # exits with the message that says how to prepare it
+        print(f"generating the synthetic language into {cfg.data_dir} ...")
+        data.prepare_synthetic(cfg.data_dir)
+    meta = data.load_meta(cfg.data_dir)
+    return meta, data.open_split(cfg.data_dir, "train", meta), data.open_split(cfg.data_dir, "val", meta)
+
+
+def save_atomic(obj, path):
+    """Write to a temp file then rename: a crash mid-write never destroys the last good file."""
+    tmp = path + ".tmp"
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def log_metrics(out_dir, row):
+    with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps(row) + "\n")
+
+
+class StopFlag:
+    """Ctrl-C asks the loop to stop after the current step (and save); a second Ctrl-C kills."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("interrupt: saving a checkpoint after this step (Ctrl-C again to quit now)")
+
+    def restore(self):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+# ----------------------------------------------------------------------------
+# Evaluation against data and, on the synthetic language, against the exact distribution
+
+
+def unigram_loss(train_tokens, val_tokens, vocab_size):
+    """Cross-entropy on val of add-one-smoothed train unigram frequencies: the bar to clear."""
+    counts = np.ones(vocab_size)
+    chunk = 1 << 24
+    for i in range(0, len(train_tokens), chunk):
+        counts += np.bincount(train_tokens[i:i + chunk], minlength=vocab_size)
+    log_freq = np.log(counts / counts.sum())
+    return float(-log_freq[np.asarray(val_tokens[:1_000_000], dtype=np.int64)].mean())
+
+
+def kl_to_truth(p_true, logits):
+    """Mean over positions of KL(p* || softmax(logits)); 0 log 0 = 0, and inf where the model
+    gives zero probability to a token that p* can emit."""
+    log_q = F.log_softmax(logits.float(), dim=-1)
+    terms = torch.where(p_true > 0, p_true * (p_true.clamp_min(1e-30).log() - log_q), torch.zeros_like(p_true))
+    return terms.sum(-1).mean().item()
+
+
+class Truth:
+    """Held-out windows of the synthetic language with their exact next-token distributions."""
+
+    def __init__(self, meta, val_tokens, n_windows, block_size, device):
+        lang = data.SyntheticLanguage(meta["seed"])
+        windows = data.document_windows(val_tokens, lang.eos_id, n_windows, block_size + 1)
+        self.x = torch.from_numpy(windows[:, :-1]).to(device)
+        self.p = torch.from_numpy(lang.next_token_probs(windows[:, :-1])).float().to(device)
+        nonzero = self.p > 0
+        self.entropy = -(self.p[nonzero] * self.p[nonzero].log()).sum().item() / self.p[..., 0].numel()
+
+
+@torch.no_grad()
+def evaluate(model, splits, cfg, device, dtype, meta, truth):
+    """Mean loss on the same eval_batches windows of each split every time (a fixed RNG)."""
+    model.eval()
+    result = {}
+    for name, tokens in splits.items():
+        rng = np.random.default_rng(cfg.seed + 1)
+        losses = []
+        for _ in range(cfg.eval_batches):
+            x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
+            with autocast(device, dtype):
+                _, loss = model(x, y)
+            losses.append(loss.item())
+        result[f"{name}_loss"] = float(np.mean(losses))
+    if meta.get("val_bytes"):  # bits per byte compare across tokenizers
+        result["val_bpb"] = result["val_loss"] / math.log(2) * meta["val_tokens"] / meta["val_bytes"]
+    if truth is not None:
+        with autocast(device, dtype):
+            logits = model(truth.x)
+        result["kl_truth"] = kl_to_truth(truth.p, logits)
+    model.train()
+    return result
+
+
+# ----------------------------------------------------------------------------
+# Language-model pretraining
+
+
+def build_model(cfg, model_overrides, meta):
+    settings = {**PRESETS[cfg.preset], **model_overrides, "vocab_size": meta["vocab_size"]}
+    return ModelConfig(**settings)
+
+
+def train_lm(cfg, model_overrides):
+    torch.manual_seed(cfg.seed)
+    device, dtype = resolve_device(cfg)
+    meta, train_tokens, val_tokens = ensure_data(cfg)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False) if cfg.resume else None
+    if cfg.resume and ckpt is None:
+        raise SystemExit(f"error: --resume but no checkpoint at {ckpt_path}")
+    model_cfg = ModelConfig(**ckpt["model_config"]) if ckpt else build_model(cfg, model_overrides, meta)
+    if model_cfg.vocab_size != meta["vocab_size"]:
+        raise SystemExit(f"error: the checkpoint's vocab_size {model_cfg.vocab_size} differs from "
+                         f"{cfg.data_dir}'s {meta['vocab_size']}: resume with the data it was trained on")
+    cfg.block_size = cfg.block_size or model_cfg.max_seq_len
+    if cfg.block_size > model_cfg.max_seq_len:
+        raise SystemExit(f"error: --block_size {cfg.block_size} exceeds max_seq_len {model_cfg.max_seq_len}")
+    model = Transformer(model_cfg).to(device)
+    optimizer = AdamW(model.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == "float16")
+    rng = np.random.default_rng(cfg.seed)
+    step = 0
+    if ckpt:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scaler.load_state_dict(ckpt["scaler"])
+        rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_rng"])
+        step = ckpt["step"]
+        print(f"resuming {ckpt_path} at step {step}")
+    train_model = torch.compile(model) if cfg.compile else model
+    truth = Truth(meta, val_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
+    unigram = unigram_loss(train_tokens, val_tokens, meta["vocab_size"])
+    print(f"model {model.num_params() / 1e6:.2f}M parameters | {cfg.preset} | {device} {dtype} | "
+          f"unigram val loss {unigram:.3f}" + (f" | true entropy {truth.entropy:.3f}" if truth else ""))
+
+    def save(step):
+        save_atomic({"model": model.state_dict(), "model_config": asdict(model_cfg), "train_config": asdict(cfg),
+                     "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": step,
+                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt_path)
+
+    def run_eval(step):
+        result = evaluate(train_model, {"train": train_tokens, "val": val_tokens}, cfg, device, dtype, meta, truth)
+        log_metrics(cfg.out_dir, {"step": step, **result, "unigram_loss": unigram})
+        tqdm.write(f"step {step}: " + " | ".join(f"{k} {v:.4f}" for k, v in result.items()))
+        return result
+
+    stop = StopFlag()
+    tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True)
+    model.train()
+    try:
+        while step < cfg.max_steps:
+            t0 = time.perf_counter()
+            lr = cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss_sum = 0.0
+            for _ in range(cfg.grad_accum):
+                x, y = data.get_batch(train_tokens, cfg.batch_size, cfg.block_size, rng, device)
+                with autocast(device, dtype):
+                    _, loss = train_model(x, y)
+                scaler.scale(loss / cfg.grad_accum).backward()
+                loss_sum += loss.item() / cfg.grad_accum
+            if not math.isfinite(loss_sum):
+                raise SystemExit(f"error: loss is {loss_sum} at step {step}: stopping; the last good checkpoint "
+                                 f"{ckpt_path} is untouched. Lower --lr or use --dtype bfloat16/float32")
+            scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
+            grad_norm = clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            tokens_per_s = tokens_per_step / (time.perf_counter() - t0)
+            postfix = {"loss": f"{loss_sum:.3f}", "lr": f"{lr:.1e}", "tok/s": f"{tokens_per_s:,.0f}"}
+            if device.startswith("cuda"):  # H100 dense bf16 peak: 989 TFLOP/s
+                postfix["mfu"] = f"{model.flops_per_token(cfg.block_size) * tokens_per_s / 989e12:.1%}"
+            bar.set_postfix(postfix)
+            bar.update(1)
+            log_metrics(cfg.out_dir, {"step": step, "train_loss_step": loss_sum, "lr": lr,
+                                      "grad_norm": float(grad_norm), "tokens_per_s": tokens_per_s})
+            if step % cfg.eval_interval == 0 or step == cfg.max_steps:
+                run_eval(step)
+                save(step)
+            elif stop.requested:
+                save(step)
+            if stop.requested:
+                tqdm.write(f"saved {ckpt_path} at step {step}; continue with --resume")
+                break
+    finally:
+        bar.close()
+        stop.restore()
+    return model
+
+
+# ----------------------------------------------------------------------------
+# MinP+ head on a frozen model
+
+
+@torch.no_grad()
+def collect_stats(model, head, tokens, n_tokens, cfg, device, seed):
+    """Bucket statistics (S, b, log p_y) of n_tokens positions of random windows.
+
+    The LM is frozen, so its forward runs once here (fp16 autocast on CUDA) and the head is
+    then fitted on these (N, K) tensors for many epochs without touching the logits again."""
+    rng = np.random.default_rng(seed)
+    dtype = "float16" if device.startswith("cuda") else "float32"
+    stats = []
+    for _ in tqdm(range(math.ceil(n_tokens / (cfg.batch_size * cfg.block_size))), desc="frozen forward",
+                  dynamic_ncols=True, leave=False):
+        x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
+        with autocast(device, dtype):
+            logits = model(x)
+        stats.append(head.bucket_stats(logits.view(-1, logits.size(-1)) / cfg.temperature, y.view(-1)))
+    return tuple(torch.cat(parts) for parts in zip(*stats))
+
+
+def head_kl(head, model, truth, cfg, device):
+    """KL(p* || q) and KL(p* || p_θ) on the truth windows; q is the head at cfg.temperature."""
+    with torch.no_grad(), autocast(device, "float16" if device.startswith("cuda") else "float32"):
+        logits = model(truth.x).float()
+    return kl_to_truth(truth.p, head(logits / cfg.temperature)), kl_to_truth(truth.p, logits)
+
+
+def train_head(cfg):
+    device, _ = resolve_device(cfg)
+    torch.manual_seed(cfg.seed)
+    init_from = cfg.init_from or os.path.join(cfg.out_dir, "ckpt.pt")
+    model, ckpt = load_checkpoint(init_from, device)
+    model.requires_grad_(False)  # frozen: only the head's theta learns
+    lm_cfg = ckpt["train_config"]
+    cfg.data_dir = lm_cfg["data_dir"] if cfg.data_dir == TrainConfig.data_dir else cfg.data_dir
+    cfg.block_size = cfg.block_size or model.config.max_seq_len
+    meta = data.load_meta(cfg.data_dir)
+    if meta["vocab_size"] != model.config.vocab_size:
+        raise SystemExit(f"error: {cfg.data_dir} has vocab_size {meta['vocab_size']} but {init_from} has "
+                         f"{model.config.vocab_size}: pass the --data_dir the model was trained on")
+    train_tokens, val_tokens = data.open_split(cfg.data_dir, "train", meta), data.open_split(cfg.data_dir, "val", meta)
+    os.makedirs(cfg.out_dir, exist_ok=True)
+    head = MinPPlusHead(cfg.head_thresholds, cfg.head_tau_min, cfg.head_spacing).to(device)
+    optimizer = AdamW(head.parameters(), lr=cfg.head_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    head_ckpt_path = os.path.join(cfg.out_dir, "head_ckpt.pt")
+    epoch = 0
+    if cfg.resume:
+        if not os.path.exists(head_ckpt_path):
+            raise SystemExit(f"error: --resume but no head checkpoint at {head_ckpt_path}")
+        state = torch.load(head_ckpt_path, map_location=device, weights_only=False)
+        head.load_state_dict(state["head"])
+        optimizer.load_state_dict(state["optimizer"])
+        epoch = state["epoch"]
+        print(f"resuming the head at epoch {epoch}")
+
+    print(f"head on {init_from} | {device} | {cfg.head_tokens:,} train tokens, {cfg.head_val_tokens:,} val tokens, "
+          f"temperature {cfg.temperature}")
+    train_stats = collect_stats(model, head, train_tokens, cfg.head_tokens, cfg, device, cfg.seed)
+    val_stats = collect_stats(model, head, val_tokens, cfg.head_val_tokens, cfg, device, cfg.seed + 1)
+    truth = Truth(meta, val_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
+    n_rows = len(train_stats[0])
+    steps_per_epoch = math.ceil(n_rows / cfg.head_batch_size)
+    total_steps = cfg.head_epochs * steps_per_epoch
+    gen = torch.Generator().manual_seed(cfg.seed)
+
+    def run_eval(epoch):
+        with torch.no_grad():
+            d = diagnostics(head, *val_stats)
+        row = {"epoch": epoch, "base_ce": d["base_ce"], "head_ce": d["head_ce"],
+               "relative_improvement": d["relative_improvement"], "weights": head.weights().tolist()}
+        if truth is not None:
+            row["kl_head"], row["kl_base"] = head_kl(head, model, truth, cfg, device)
+        log_metrics(cfg.out_dir, row)
+        tqdm.write(f"epoch {epoch}: base CE {d['base_ce']:.4f} | head CE {d['head_ce']:.4f} "
+                   f"({d['relative_improvement']:+.2%})"
+                   + (f" | KL(p*||q) {row['kl_head']:.4f} vs KL(p*||p) {row['kl_base']:.4f}" if truth else ""))
+        return d
+
+    stop = StopFlag()
+    try:
+        for epoch in tqdm(range(epoch, cfg.head_epochs), desc="head epochs", dynamic_ncols=True,
+                          initial=epoch, total=cfg.head_epochs):
+            gen.manual_seed(cfg.seed + epoch)  # a per-epoch shuffle, so a resumed run replays it exactly
+            order = torch.randperm(n_rows, generator=gen).to(device)
+            for i in range(steps_per_epoch):
+                step = epoch * steps_per_epoch + i
+                for group in optimizer.param_groups:
+                    group["lr"] = cosine_lr(step, cfg.head_lr, cfg.head_lr / 10, steps_per_epoch, total_steps)
+                rows = order[i * cfg.head_batch_size:(i + 1) * cfg.head_batch_size]
+                loss = head.loss_from_stats(*(t[rows] for t in train_stats))
+                if cfg.head_reg != "none":
+                    loss = loss + cfg.head_reg_weight * head.regulariser(cfg.head_reg)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+            if not math.isfinite(loss.item()):
+                raise SystemExit(f"error: head loss is {loss.item()} at epoch {epoch}: stopping; "
+                                 f"{head_ckpt_path} is untouched. Lower --head_lr")
+            if (epoch + 1) % max(1, cfg.head_epochs // 5) == 0 or epoch + 1 == cfg.head_epochs:
+                run_eval(epoch + 1)
+            save_atomic({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+                         "train_config": asdict(cfg)}, head_ckpt_path)
+            if stop.requested:
+                tqdm.write(f"saved {head_ckpt_path} at epoch {epoch + 1}; continue with --resume")
+                return head
+    finally:
+        stop.restore()
+
+    with torch.no_grad():
+        print(format_diagnostics(diagnostics(head, *val_stats)))
+    exported = head.pruned(cfg.head_prune_below) if cfg.head_prune_below > 0 else head
+    json_path = os.path.join(cfg.out_dir, "head.json")
+    exported.save_json(json_path, temperature=cfg.temperature, vocab_size=model.config.vocab_size,
+                       checkpoint=os.path.abspath(init_from), checkpoint_step=ckpt.get("step"))
+    png = os.path.join(cfg.out_dir, "head_curve.png")
+    print(f"wrote {json_path}" + (f" and {png}" if plot_curve(exported, png) else ""))
+    return head
+
+
+def main(argv=None):
+    cfg, model_overrides = parse_args(argv)
+    check_config(cfg)
+    if cfg.head:
+        return train_head(cfg)
+    return train_lm(cfg, model_overrides)
+
+
+if __name__ == "__main__":
+    main()
