@@ -44,7 +44,7 @@ class TrainConfig:
     batch_size: int = 32
     block_size: int = 0  # 0: the model's max_seq_len
     grad_accum: int = 1
-    max_steps: int = 1200
+    max_steps: int = 800
     lr: float = 3e-3
     min_lr: float = 3e-4
     warmup_steps: int = 60

@@ -1,6 +1,7 @@
 """End-to-end runs of train.py on a very small model and corpus (seconds each on a CPU)."""
 import json
 import os
+import signal
 
 import pytest
 import torch
@@ -39,16 +40,25 @@ def test_training_lowers_the_loss_and_beats_unigram(tmp_path, corpus):
     assert ckpt["step"] == 150 and ckpt["model_config"]["dim"] == 32
 
 
-def test_resumed_run_continues_exactly_like_an_uninterrupted_one(tmp_path, corpus):
-    common = ["--eval_interval", "10", "--warmup_steps", "5"]
-    run(tmp_path / "straight", corpus, "--max_steps", "20", *common)
-    run(tmp_path / "split", corpus, "--max_steps", "10", *common)
-    ckpt = torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)
-    assert ckpt["step"] == 10
-    # the schedule is a function of max_steps, so the resumed run must be told the same total
-    run(tmp_path / "split", corpus, "--max_steps", "20", "--resume", *common)
+def test_ctrl_c_saves_and_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, corpus, monkeypatch):
+    common = ["--max_steps", "20", "--eval_interval", "10", "--warmup_steps", "5"]
+    run(tmp_path / "straight", corpus, *common)
+    real_get_batch, calls = data.get_batch, []
+
+    def get_batch_then_interrupt(*args, **kwargs):  # a real SIGINT during step 7
+        calls.append(1)
+        if len(calls) == 7:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_get_batch(*args, **kwargs)
+
+    monkeypatch.setattr(data, "get_batch", get_batch_then_interrupt)
+    run(tmp_path / "split", corpus, *common)
+    monkeypatch.setattr(data, "get_batch", real_get_batch)
+    assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)["step"] == 7
+    run(tmp_path / "split", corpus, "--resume", *common)
     a = torch.load(tmp_path / "straight" / "ckpt.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)
+    assert a["step"] == b["step"] == 20
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert a["rng"] == b["rng"]
@@ -61,9 +71,9 @@ def test_learning_rate_warms_up_from_zero_to_the_peak(tmp_path, corpus):
 
 
 def test_head_training_improves_on_an_undertrained_model(tmp_path, corpus):
-    run(tmp_path, corpus, "--max_steps", "40", "--eval_interval", "40", "--lr", "1e-2", "--warmup_steps", "5")
+    run(tmp_path, corpus, "--max_steps", "150", "--eval_interval", "150", "--lr", "1e-2", "--warmup_steps", "10")
     train.main(["--head", "minpplus", "--out_dir", str(tmp_path), "--data_dir", corpus, "--device", "cpu",
-                "--head_tokens", "20000", "--head_val_tokens", "8000", "--head_epochs", "10",
+                "--head_tokens", "20000", "--head_val_tokens", "8000", "--head_epochs", "40", "--head_lr", "0.2",
                 "--batch_size", "8", "--truth_windows", "8", "--head_prune_below", "0.01"])
     rows = [r for r in read_metrics(tmp_path) if "head_ce" in r]
     assert rows[-1]["head_ce"] < rows[-1]["base_ce"]
