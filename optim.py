@@ -74,7 +74,8 @@ def clip_grad_norm_(params, max_norm, eps=1e-6):
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return torch.tensor(0.0)
-    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+    dtype = torch.promote_types(grads[0].dtype, torch.float32)  # half-precision grads are summed in fp32
+    norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g, dtype=dtype) for g in grads]))
     if torch.isfinite(norm) and norm > max_norm:
         scale = max_norm / (norm + eps)
         for g in grads:
