@@ -65,7 +65,7 @@ class TrainConfig:
     head_spacing: str = "log"
     head_tokens: int = 200_000  # train tokens whose bucket statistics the head is fitted on
     head_val_tokens: int = 50_000
-    head_epochs: int = 30
+    head_epochs: int = 10
     head_batch_size: int = 4096
     head_lr: float = 0.05
     head_reg: str = "none"  # none | smooth (spread the weights) | sparse (concentrate them)
@@ -241,9 +241,9 @@ def train_lm(cfg, model_overrides):
     meta, train_tokens, val_tokens = ensure_data(cfg)
     os.makedirs(cfg.out_dir, exist_ok=True)
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
+    if cfg.resume and not os.path.exists(ckpt_path):
+        raise SystemExit(f"error: --resume but no checkpoint at {ckpt_path}: drop --resume to start afresh")
     ckpt = torch.load(ckpt_path, map_location=device, weights_only=False) if cfg.resume else None
-    if cfg.resume and ckpt is None:
-        raise SystemExit(f"error: --resume but no checkpoint at {ckpt_path}")
     model_cfg = ModelConfig(**ckpt["model_config"]) if ckpt else build_model(cfg, model_overrides, meta)
     if model_cfg.vocab_size != meta["vocab_size"]:
         raise SystemExit(f"error: the checkpoint's vocab_size {model_cfg.vocab_size} differs from "
