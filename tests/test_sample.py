@@ -46,8 +46,11 @@ def test_typical_epsilon_eta_and_top_nsigma_on_hand_computed_cases():
     eta_cut = min(0.3, math.sqrt(0.3) * math.exp(-entropy))  # 0.144
     assert kept(filter_logits(logits_of(probs), "eta", eta_cutoff=0.3)) == sum(p >= eta_cut for p in probs)
     z = torch.tensor([[3.0, 2.0, 0.0, -1.0, -4.0]])
-    std = z.std().item()  # 2.59: with n_sigma = 1 keep z >= 3 - 2.59
-    assert torch.isfinite(filter_logits(z, "top_nsigma", n_sigma=1.0)[0]).tolist() == [True, True, True, False, False]
+    # sample std sqrt(30 / 4) = 2.739: n_sigma 1 keeps z >= 0.261, n_sigma 1.2 keeps z >= -0.286
+    assert torch.isfinite(filter_logits(z, "top_nsigma", n_sigma=1.0)[0]).tolist() == [True, True, False, False, False]
+    assert torch.isfinite(filter_logits(z, "top_nsigma", n_sigma=1.2)[0]).tolist() == [True, True, True, False, False]
+    removed = torch.tensor([[3.0, 2.0, 0.0, -1.0, float("-inf")]])  # -inf entries stay out of the std
+    assert kept(filter_logits(removed, "top_nsigma", n_sigma=1.0)) == 2  # std 1.826: keeps z >= 1.17
 
 
 def test_temperature_first_and_last_differ_as_expected():
