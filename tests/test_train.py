@@ -91,3 +91,23 @@ def test_bad_flags_exit_with_a_message(tmp_path, corpus):
         train.main(["--data_dir", str(tmp_path / "nothing"), "--out_dir", str(tmp_path), "--device", "cpu"])
     with pytest.raises(SystemExit, match="--resume but no checkpoint"):
         run(tmp_path / "fresh", corpus, "--resume")
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch):
+    run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "2", "--warmup_steps", "1")
+    good = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    real_forward, calls = train.Transformer.forward, []
+
+    def forward_that_overflows(self, idx, targets=None, cache=None):
+        out = real_forward(self, idx, targets, cache)
+        calls.append(1)
+        if targets is not None and len(calls) > 3:  # the 4th training step of the resumed run
+            return out[0], out[1] * float("nan")
+        return out
+
+    monkeypatch.setattr(train.Transformer, "forward", forward_that_overflows)
+    with pytest.raises(SystemExit, match="loss is nan"):
+        run(tmp_path, corpus, "--max_steps", "12", "--eval_interval", "100", "--warmup_steps", "1")
+    kept = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert kept["step"] == good["step"] == 4
+    assert all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
