@@ -79,20 +79,18 @@ def parse_args(argv=None):
     for cls, group in ((TrainConfig, "training"), (ModelConfig, "model (overrides the preset)")):
         arg_group = parser.add_argument_group(group)
         for f in dataclasses.fields(cls):
+            if f.name == "vocab_size":  # always the data's
+                continue
             default = f.default if cls is TrainConfig else None
-            if f.type is bool or f.type == "bool":
+            if f.type is bool:
                 arg_group.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default)
             else:
-                arg_group.add_argument(f"--{f.name}", type=_field_type(f), default=default)
+                arg_group.add_argument(f"--{f.name}", type=f.type, default=default)
     args = vars(parser.parse_args(argv))
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
     cfg = TrainConfig(**{k: v for k, v in args.items() if k in train_fields})
     model_overrides = {k: v for k, v in args.items() if k not in train_fields and v is not None}
     return cfg, model_overrides
-
-
-def _field_type(f):
-    return {"int": int, "float": float, "str": str}.get(f.type, f.type) if isinstance(f.type, str) else f.type
 
 
 def check_config(cfg):
