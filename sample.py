@@ -268,9 +268,10 @@ def main(argv=None):
                        do_sample=not args.greedy, eos_id=eos_id, generator=generator,
                        temperature_last=args.temperature_last, **params)
     seconds = time.perf_counter() - start
+    separator = " " if meta["kind"] == "synthetic" else ""  # word-level tokens carry no spaces; BPE's do
     for i, new in enumerate(outputs):
         print(f"--- sample {i + 1}")
-        print((args.prompt + " " if args.prompt else "") + tokenizer.decode(new).strip())
+        print((args.prompt + separator if args.prompt else "") + tokenizer.decode(new).strip())
     n_tokens = sum(len(o) for o in outputs)
     print(f"--- {n_tokens} tokens in {seconds:.2f} s: {n_tokens / seconds:,.0f} tokens/s ({device}, {args.method})")
 
