@@ -111,3 +111,31 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corp
     kept = torch.load(tmp_path / "ckpt.pt", weights_only=False)
     assert kept["step"] == good["step"] == 4
     assert all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+
+
+def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch):
+    run(tmp_path / "lm", corpus, "--max_steps", "30", "--eval_interval", "30", "--lr", "1e-2", "--warmup_steps", "5")
+    head_args = ["--head", "minpplus", "--init_from", str(tmp_path / "lm" / "ckpt.pt"), "--data_dir", corpus,
+                 "--device", "cpu", "--head_tokens", "6000", "--head_val_tokens", "2000", "--head_epochs", "4",
+                 "--head_batch_size", "1024", "--batch_size", "8", "--truth_windows", "4"]
+    train.main(head_args + ["--out_dir", str(tmp_path / "straight")])
+    real_loss, calls = train.MinPPlusHead.loss_from_stats, []
+
+    def loss_then_interrupt(self, *args):  # a real SIGINT in the second epoch
+        calls.append(1)
+        if len(calls) == 9:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_loss(self, *args)
+
+    monkeypatch.setattr(train.MinPPlusHead, "loss_from_stats", loss_then_interrupt)
+    train.main(head_args + ["--out_dir", str(tmp_path / "split")])
+    monkeypatch.setattr(train.MinPPlusHead, "loss_from_stats", real_loss)
+    interrupted = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
+    assert 1 <= interrupted["epoch"] < 4 and not (tmp_path / "split" / "head.json").exists()
+    train.main(head_args + ["--out_dir", str(tmp_path / "split"), "--resume"])
+    a = torch.load(tmp_path / "straight" / "head_ckpt.pt", weights_only=False)
+    b = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
+    assert a["epoch"] == b["epoch"] == 4
+    assert torch.equal(a["head"]["theta"], b["head"]["theta"]) and torch.equal(a["head"]["tau"], b["head"]["tau"])
+    with open(tmp_path / "straight" / "head.json") as f, open(tmp_path / "split" / "head.json") as g:
+        assert json.load(f)["weights"] == json.load(g)["weights"]
