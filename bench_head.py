@@ -3,6 +3,7 @@
     python bench_head.py                      # CUDA when present: 4096 rows, V = 6400 and 32000
     python bench_head.py --device cpu         # small defaults, same table
     python bench_head.py --compile            # also torch.compile the per-chunk statistics
+    python bench_head.py --training           # whole head training vs the frozen forward alone
 
 Paths, each on the same (rows, V) logits:
   cross_entropy   F.cross_entropy(logits, y), backward to the logits (the LM's own loss)
@@ -210,6 +211,46 @@ def markdown_table(results):
     return "\n".join(lines)
 
 
+def bench_training(args, device):
+    """Whole head training on N tokens (frozen forward + statistics + head_epochs of fitting, as
+    train.py does it) against the frozen forward alone over the same N tokens."""
+    import numpy as np
+
+    import data
+    import train
+    from model import PRESETS, ModelConfig, Transformer
+
+    settings = {**PRESETS[args.preset], "vocab_size": args.vocab[0]}
+    model = Transformer(ModelConfig(**settings)).to(device).eval().requires_grad_(False)
+    cfg = train.TrainConfig(batch_size=args.train_batch, block_size=model.config.max_seq_len,
+                            head_epochs=args.head_epochs)
+    tokens = np.random.default_rng(0).integers(0, settings["vocab_size"], size=4 * args.train_tokens, dtype=np.uint16)
+    dtype = "float16" if device.type == "cuda" else "float32"
+
+    @torch.no_grad()
+    def frozen_forward():
+        rng = np.random.default_rng(cfg.seed)
+        for _ in range(-(-args.train_tokens // (cfg.batch_size * cfg.block_size))):
+            x, _ = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, str(device))
+            with train.autocast(str(device), dtype):
+                model(x)
+
+    def head_training():
+        head = MinPPlusHead(args.K).to(device)
+        optimizer = train.AdamW(head.parameters(), lr=cfg.head_lr, weight_decay=0.0)
+        stats = train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device), cfg.seed)
+        for epoch in range(cfg.head_epochs):
+            train.fit_head_epoch(head, optimizer, stats, cfg, epoch)
+
+    forward_ms = time_ms(frozen_forward, device, 1, 3)
+    training_ms = time_ms(head_training, device, 1, 3)
+    print(f"\nWhole head training vs frozen forward, {args.preset} (V {settings['vocab_size']}), "
+          f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs, on {device_name(device)}\n")
+    print("| what | ms | × frozen forward |\n| --- | ---: | ---: |")
+    print(f"| frozen forward alone | {forward_ms:,.0f} | 1.00 |")
+    print(f"| head training (forward + statistics + fitting) | {training_ms:,.0f} | {training_ms / forward_ms:.2f} |")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -224,6 +265,12 @@ def main(argv=None):
     parser.add_argument("--chunk_size", type=int, default=None, help="bucket_stats rows per chunk (default: head.py's)")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile'd per-chunk statistics")
     parser.add_argument("--skip_naive", action="store_true", help="skip the slow autograd-gather path")
+    parser.add_argument("--training", action="store_true",
+                        help="instead: whole head training vs the frozen forward (model --preset, V = first --vocab)")
+    parser.add_argument("--preset", default="minimind-26m", help="with --training")
+    parser.add_argument("--train_tokens", type=int, default=262_144, help="with --training")
+    parser.add_argument("--train_batch", type=int, default=16, help="with --training")
+    parser.add_argument("--head_epochs", type=int, default=10, help="with --training")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"
@@ -231,6 +278,8 @@ def main(argv=None):
     args.repeats = args.repeats or (20 if cuda else 5)
     args.warmup = args.warmup if args.warmup is not None else (3 if cuda else 1)
     dtype = getattr(torch, args.dtype or ("float16" if cuda else "float32"))
+    if args.training:
+        return bench_training(args, device)
     chunks = args.chunk_size or ", ".join(str(head_module.default_chunk_rows(V, device)) for V in args.vocab)
     print(f"device: {device_name(device)} | torch {torch.__version__} | rows {args.rows} | K {args.K} | "
           f"logits {str(dtype).replace('torch.', '')} | chunk rows {chunks}{' | compiled' if args.compile else ''}")

@@ -349,6 +349,27 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed):
     return tuple(torch.cat(parts) for parts in zip(*stats))
 
 
+def fit_head_epoch(head, optimizer, stats, cfg, epoch):
+    """One pass of minibatch AdamW over the statistics; returns the last minibatch's loss."""
+    n_rows = len(stats[0])
+    steps_per_epoch = math.ceil(n_rows / cfg.head_batch_size)
+    generator = torch.Generator().manual_seed(cfg.seed + epoch)  # per-epoch shuffle: a resumed run replays it
+    order = torch.randperm(n_rows, generator=generator).to(stats[0].device)
+    for i in range(steps_per_epoch):
+        step = epoch * steps_per_epoch + i
+        for group in optimizer.param_groups:
+            group["lr"] = cosine_lr(step, cfg.head_lr, cfg.head_lr / 10, steps_per_epoch,
+                                    cfg.head_epochs * steps_per_epoch)
+        rows = order[i * cfg.head_batch_size:(i + 1) * cfg.head_batch_size]
+        loss = head.loss_from_stats(*(t[rows] for t in stats))
+        if cfg.head_reg != "none":
+            loss = loss + cfg.head_reg_weight * head.regulariser(cfg.head_reg)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return loss
+
+
 def head_kl(head, model, truth, cfg, device):
     """KL(p* || q) and KL(p* || p_θ) on the truth windows; q is the head at cfg.temperature."""
     with torch.no_grad(), autocast(device, "float16" if device.startswith("cuda") else "float32"):
@@ -389,11 +410,6 @@ def train_head(cfg):
     train_stats = collect_stats(model, head, train_tokens, cfg.head_tokens, cfg, device, cfg.seed)
     val_stats = collect_stats(model, head, val_tokens, cfg.head_val_tokens, cfg, device, cfg.seed + 1)
     truth = Truth(meta, val_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
-    n_rows = len(train_stats[0])
-    steps_per_epoch = math.ceil(n_rows / cfg.head_batch_size)
-    total_steps = cfg.head_epochs * steps_per_epoch
-    gen = torch.Generator().manual_seed(cfg.seed)
-
     def run_eval(epoch):
         with torch.no_grad():
             d = diagnostics(head, *val_stats)
@@ -411,19 +427,7 @@ def train_head(cfg):
     try:
         for epoch in tqdm(range(epoch, cfg.head_epochs), desc="head epochs", dynamic_ncols=True,
                           initial=epoch, total=cfg.head_epochs):
-            gen.manual_seed(cfg.seed + epoch)  # a per-epoch shuffle, so a resumed run replays it exactly
-            order = torch.randperm(n_rows, generator=gen).to(device)
-            for i in range(steps_per_epoch):
-                step = epoch * steps_per_epoch + i
-                for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(step, cfg.head_lr, cfg.head_lr / 10, steps_per_epoch, total_steps)
-                rows = order[i * cfg.head_batch_size:(i + 1) * cfg.head_batch_size]
-                loss = head.loss_from_stats(*(t[rows] for t in train_stats))
-                if cfg.head_reg != "none":
-                    loss = loss + cfg.head_reg_weight * head.regulariser(cfg.head_reg)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            loss = fit_head_epoch(head, optimizer, train_stats, cfg, epoch)
             if not math.isfinite(loss.item()):
                 raise SystemExit(f"error: head loss is {loss.item()} at epoch {epoch}: stopping; "
                                  f"{head_ckpt_path} is untouched. Lower --head_lr")
