@@ -410,11 +410,12 @@ def train_head(cfg):
     train_stats = collect_stats(model, head, train_tokens, cfg.head_tokens, cfg, device, cfg.seed)
     val_stats = collect_stats(model, head, val_tokens, cfg.head_val_tokens, cfg, device, cfg.seed + 1)
     truth = Truth(meta, val_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
+
     def run_eval(epoch):
         with torch.no_grad():
             d = diagnostics(head, *val_stats)
-        row = {"epoch": epoch, "base_ce": d["base_ce"], "head_ce": d["head_ce"],
-               "relative_improvement": d["relative_improvement"], "weights": head.weights().tolist()}
+        # CEs, normalised weights, their entropy, share above the lowest threshold, mass above each, c(r)
+        row = {"epoch": epoch, **d}
         if truth is not None:
             row["kl_head"], row["kl_base"] = head_kl(head, model, truth, cfg, device)
         log_metrics(cfg.out_dir, row)
