@@ -20,7 +20,9 @@ from dataclasses import dataclass, asdict
 
 import numpy as np
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import data
@@ -117,6 +119,27 @@ def resolve_device(cfg):
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     return device, dtype
+
+
+def setup_ddp(device):
+    """Under torchrun (RANK is set): one process per GPU (nccl), or per CPU worker (gloo).
+    Returns (rank, world_size, device); (0, 1, device) when not distributed."""
+    if "RANK" not in os.environ:
+        return 0, 1, device
+    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        device = f"cuda:{os.environ['LOCAL_RANK']}"
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def sum_over_ranks(values, world_size, device):
+    """Sum a few floats over the ranks, so every rank takes the same stop decisions."""
+    if world_size == 1:
+        return values
+    summed = torch.tensor(values, dtype=torch.float64, device=device)  # nccl reduces on the GPU
+    dist.all_reduce(summed)
+    return summed.tolist()
 
 
 def autocast(device, dtype):
@@ -236,7 +259,14 @@ def build_model(cfg, model_overrides, meta):
 def train_lm(cfg, model_overrides):
     torch.manual_seed(cfg.seed)
     device, dtype = resolve_device(cfg)
-    meta, train_tokens, val_tokens = ensure_data(cfg)
+    rank, world_size, device = setup_ddp(device)
+    master = rank == 0  # only rank 0 prints, logs and writes checkpoints
+    if master:
+        meta, train_tokens, val_tokens = ensure_data(cfg)
+    if world_size > 1:
+        dist.barrier()  # the other ranks wait for rank 0 to generate the data
+    if not master:
+        meta, train_tokens, val_tokens = ensure_data(cfg)
     os.makedirs(cfg.out_dir, exist_ok=True)
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.resume and not os.path.exists(ckpt_path):
@@ -252,36 +282,55 @@ def train_lm(cfg, model_overrides):
     model = Transformer(model_cfg).to(device)
     optimizer = AdamW(model.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "float16")
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng(cfg.seed + rank)  # each rank draws its own windows
     step = 0
     if ckpt:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
-        rng.bit_generator.state = ckpt["rng"]
+        if len(ckpt["rng"]) != world_size:
+            raise SystemExit(f"error: {ckpt_path} was written by {len(ckpt['rng'])} process(es), this run has "
+                             f"{world_size}: resume with the same number of processes")
+        rng.bit_generator.state = ckpt["rng"][rank]
         torch.set_rng_state(ckpt["torch_rng"])
         step = ckpt["step"]
-        print(f"resuming {ckpt_path} at step {step}")
-    train_model = torch.compile(model) if cfg.compile else model
-    truth = Truth(meta, val_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
-    unigram = unigram_loss(train_tokens, val_tokens, meta["vocab_size"])
-    print(f"model {model.num_params() / 1e6:.2f}M parameters | {cfg.preset} | {device} {dtype} | "
-          f"unigram val loss {unigram:.3f}" + (f" | true entropy {truth.entropy:.3f}" if truth else ""))
+        if master:
+            print(f"resuming {ckpt_path} at step {step}")
+    eval_model = torch.compile(model) if cfg.compile else model
+    train_model = eval_model
+    if world_size > 1:
+        local = [int(os.environ["LOCAL_RANK"])] if device.startswith("cuda") else None
+        train_model = DistributedDataParallel(eval_model, device_ids=local)
+    truth, unigram = None, None
+    if master:  # only rank 0 evaluates
+        if meta["kind"] == "synthetic":
+            truth = Truth(meta, val_tokens, cfg.truth_windows, cfg.block_size, device)
+        unigram = unigram_loss(train_tokens, val_tokens, meta["vocab_size"])
+        print(f"model {model.num_params() / 1e6:.2f}M parameters | {cfg.preset} | {device} {dtype} | "
+              f"unigram val loss {unigram:.3f}" + (f" | true entropy {truth.entropy:.3f}" if truth else "")
+              + (f" | {world_size} processes" if world_size > 1 else ""))
 
     def save(step):
-        save_atomic({"model": model.state_dict(), "model_config": asdict(model_cfg), "train_config": asdict(cfg),
-                     "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": step,
-                     "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state()}, ckpt_path)
+        rng_states = [rng.bit_generator.state]
+        if world_size > 1:  # every rank's sampler state, so --resume replays each rank's windows
+            rng_states = [None] * world_size
+            dist.all_gather_object(rng_states, rng.bit_generator.state)
+        if master:
+            save_atomic({"model": model.state_dict(), "model_config": asdict(model_cfg), "train_config": asdict(cfg),
+                         "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(), "step": step,
+                         "rng": rng_states, "torch_rng": torch.get_rng_state()}, ckpt_path)
 
     def run_eval(step):
-        result = evaluate(train_model, {"train": train_tokens, "val": val_tokens}, cfg, device, dtype, meta, truth)
+        if not master:
+            return
+        result = evaluate(eval_model, {"train": train_tokens, "val": val_tokens}, cfg, device, dtype, meta, truth)
         log_metrics(cfg.out_dir, {"step": step, **result, "unigram_loss": unigram})
         tqdm.write(f"step {step}: " + " | ".join(f"{k} {v:.4f}" for k, v in result.items()))
         return result
 
     stop = StopFlag()
-    tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum
-    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True)
+    tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * world_size
+    bar = tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True, disable=not master)
     model.train()
     try:
         while step < cfg.max_steps:
@@ -290,12 +339,16 @@ def train_lm(cfg, model_overrides):
             for group in optimizer.param_groups:
                 group["lr"] = lr
             loss_sum = 0.0
-            for _ in range(cfg.grad_accum):
+            for micro in range(cfg.grad_accum):
+                if world_size > 1:  # average gradients across ranks once, on the last micro-step
+                    train_model.require_backward_grad_sync = micro == cfg.grad_accum - 1
                 x, y = data.get_batch(train_tokens, cfg.batch_size, cfg.block_size, rng, device)
                 with autocast(device, dtype):
                     _, loss = train_model(x, y)
                 scaler.scale(loss / cfg.grad_accum).backward()
                 loss_sum += loss.item() / cfg.grad_accum
+            loss_sum, stop_votes = sum_over_ranks([loss_sum, float(stop.requested)], world_size, device)
+            loss_sum /= world_size
             if not math.isfinite(loss_sum):
                 raise SystemExit(f"error: loss is {loss_sum} at step {step}: stopping; the last good checkpoint "
                                  f"{ckpt_path} is untouched. Lower --lr or use --dtype bfloat16/float32")
@@ -307,23 +360,27 @@ def train_lm(cfg, model_overrides):
             step += 1
             tokens_per_s = tokens_per_step / (time.perf_counter() - t0)
             postfix = {"loss": f"{loss_sum:.3f}", "lr": f"{lr:.1e}", "tok/s": f"{tokens_per_s:,.0f}"}
-            if device.startswith("cuda"):  # H100 dense bf16 peak: 989 TFLOP/s
-                postfix["mfu"] = f"{model.flops_per_token(cfg.block_size) * tokens_per_s / 989e12:.1%}"
+            if device.startswith("cuda"):  # per GPU, against the H100's dense bf16 peak of 989 TFLOP/s
+                postfix["mfu"] = f"{model.flops_per_token(cfg.block_size) * tokens_per_s / world_size / 989e12:.1%}"
             bar.set_postfix(postfix)
             bar.update(1)
-            log_metrics(cfg.out_dir, {"step": step, "train_loss_step": loss_sum, "lr": lr,
-                                      "grad_norm": float(grad_norm), "tokens_per_s": tokens_per_s})
+            if master:
+                log_metrics(cfg.out_dir, {"step": step, "train_loss_step": loss_sum, "lr": lr,
+                                          "grad_norm": float(grad_norm), "tokens_per_s": tokens_per_s})
             if step % cfg.eval_interval == 0 or step == cfg.max_steps:
                 run_eval(step)
                 save(step)
-            elif stop.requested:
+            elif stop_votes:
                 save(step)
-            if stop.requested:
-                tqdm.write(f"saved {ckpt_path} at step {step}; continue with --resume")
+            if stop_votes:
+                if master:
+                    tqdm.write(f"saved {ckpt_path} at step {step}; continue with --resume")
                 break
     finally:
         bar.close()
         stop.restore()
+        if world_size > 1:
+            dist.destroy_process_group()
     return model
 
 

@@ -2,6 +2,8 @@
 import json
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -139,3 +141,25 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
     assert torch.equal(a["head"]["theta"], b["head"]["theta"]) and torch.equal(a["head"]["tau"], b["head"]["tau"])
     with open(tmp_path / "straight" / "head.json") as f, open(tmp_path / "split" / "head.json") as g:
         assert json.load(f)["weights"] == json.load(g)["weights"]
+
+
+def test_ddp_under_torchrun_on_cpu_trains_and_resumes(tmp_path, corpus):
+    def torchrun(*extra):
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                   "train.py", "--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, *extra]
+        return subprocess.run(command, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              capture_output=True, text=True, timeout=300)
+
+    done = torchrun("--max_steps", "30", "--eval_interval", "15", "--lr", "1e-2", "--warmup_steps", "5")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "2 processes" in done.stdout and done.stdout.count("step 15:") == 1  # rank 0 alone reports
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert ckpt["step"] == 30 and len(ckpt["rng"]) == 2 and ckpt["rng"][0] != ckpt["rng"][1]
+    steps = [r for r in read_metrics(tmp_path) if "train_loss_step" in r]
+    assert steps[-1]["train_loss_step"] < steps[0]["train_loss_step"] - 0.5
+    assert steps[0]["tokens_per_s"] > 0 and len(steps) == 30
+    resumed = torchrun("--max_steps", "40", "--eval_interval", "20", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["step"] == 40
+    with pytest.raises(SystemExit, match="same number of processes"):
+        run(tmp_path, corpus, "--max_steps", "50", "--resume")
