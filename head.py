@@ -270,7 +270,8 @@ class MinPPlusHead(nn.Module):
     def load_json(cls, path, vocab_size=None, checkpoint=None):
         """(head, meta) from a file written by save_json; every problem is a one-line ValueError.
 
-        vocab_size / checkpoint, when given, must match the file's (when the file records them)."""
+        vocab_size / checkpoint (model.fingerprint of the LM), when given, must match the file's
+        (when the file records them)."""
         fix = "re-export it with `python train.py --head minpplus`"
         try:
             with open(path) as f:
@@ -291,16 +292,10 @@ class MinPPlusHead(nn.Module):
         if vocab_size is not None and meta.get("vocab_size") not in (None, vocab_size):
             raise ValueError(f"{path} is a head for vocab_size {meta['vocab_size']} but the model has {vocab_size}: "
                              f"train a head on this model (`python train.py --head minpplus --init_from CKPT`)")
-        if checkpoint is not None and meta.get("checkpoint") is not None \
-                and not same_checkpoint(meta["checkpoint"], checkpoint):
+        if checkpoint is not None and meta.get("checkpoint") not in (None, checkpoint):
             raise ValueError(f"{path} was trained on checkpoint {meta['checkpoint']} but the model is {checkpoint}: "
-                             f"use the head trained on this checkpoint, or train one with --init_from {checkpoint}")
+                             f"use the head trained on this model, or train one with --init_from CKPT")
         return cls.from_weights(tau, w), meta
-
-
-def same_checkpoint(a, b):
-    a, b = str(a), str(b)
-    return a == b or os.path.realpath(a) == os.path.realpath(b)
 
 
 # ----------------------------------------------------------------------------

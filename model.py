@@ -3,6 +3,7 @@
 The whole model is in this file. `Transformer(config)(idx)` returns logits (B, T, V);
 `Transformer(config)(idx, targets)` returns (logits, loss). Decoding passes a `KVCache`.
 """
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -225,6 +226,16 @@ class Transformer(nn.Module):
         """Training FLOPs per token (forward + backward): 6N plus attention's 12 L d T (PaLM appendix B)."""
         # the tied embedding is counted once: its lookup is free, its use as the output matmul is not
         return 6 * self.num_params() + 12 * self.config.n_layers * self.config.dim * seq_len
+
+
+def fingerprint(model):
+    """A short hash of the weights: names the exact model a MinP+ head was trained on,
+    wherever its checkpoint file is later moved."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def load_checkpoint(path, device="cpu"):

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 import data
 from head import MinPPlusHead
-from model import KVCache, load_checkpoint
+from model import KVCache, fingerprint, load_checkpoint
 
 # a prefix whose mass is within this of top_p / typical_p counts as reaching it: fp32
 # probabilities cannot tell 0.8 from 0.79999995, and users mean the former
@@ -201,12 +201,12 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
 # Command line
 
 
-def load_head(path, model, ckpt_path, temperature):
+def load_head(path, model, temperature):
     """The head JSON, validated against this model; warns when sampled at another temperature."""
     if not os.path.exists(path):
         raise SystemExit(f"error: no head at {path}: train one with `python train.py --head minpplus` or pass --head")
     try:
-        head, meta = MinPPlusHead.load_json(path, vocab_size=model.config.vocab_size, checkpoint=ckpt_path)
+        head, meta = MinPPlusHead.load_json(path, vocab_size=model.config.vocab_size, checkpoint=fingerprint(model))
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     trained_at = meta.get("temperature", 1.0)
@@ -249,7 +249,7 @@ def main(argv=None):
     temperature = args.temperature
     if args.method == "minpplus":
         head_path = args.head or os.path.join(os.path.dirname(args.ckpt), "head.json")
-        params["head"], temperature = load_head(head_path, model, args.ckpt, temperature)
+        params["head"], temperature = load_head(head_path, model, temperature)
         params["head"].to(device)
     params["temperature"] = 1.0 if temperature is None else temperature
     try:

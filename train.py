@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import data
 from head import MinPPlusHead, diagnostics, format_diagnostics, plot_curve
-from model import PRESETS, ModelConfig, Transformer, load_checkpoint
+from model import PRESETS, ModelConfig, Transformer, fingerprint, load_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
 
 
@@ -504,7 +504,7 @@ def train_head(cfg):
     exported = head.pruned(cfg.head_prune_below) if cfg.head_prune_below > 0 else head
     json_path = os.path.join(cfg.out_dir, "head.json")
     exported.save_json(json_path, temperature=cfg.temperature, vocab_size=model.config.vocab_size,
-                       checkpoint=os.path.abspath(init_from), checkpoint_step=ckpt.get("step"))
+                       checkpoint=fingerprint(model), checkpoint_path=init_from, checkpoint_step=ckpt.get("step"))
     png = os.path.join(cfg.out_dir, "head_curve.png")
     print(f"wrote {json_path}" + (f" and {png}" if plot_curve(exported, png) else ""))
     return head

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 import data
+import sample
 import train
 
 SMALL = ["--dim", "32", "--n_layers", "2", "--n_heads", "4", "--n_kv_heads", "2", "--max_seq_len", "32",
@@ -72,7 +73,7 @@ def test_learning_rate_warms_up_from_zero_to_the_peak(tmp_path, corpus):
     assert lrs[0] == 0.0 and max(lrs) == pytest.approx(3e-3)
 
 
-def test_head_training_improves_on_an_undertrained_model(tmp_path, corpus):
+def test_head_training_improves_on_an_undertrained_model(tmp_path, corpus, capsys):
     run(tmp_path, corpus, "--max_steps", "150", "--eval_interval", "150", "--lr", "1e-2", "--warmup_steps", "10")
     train.main(["--head", "minpplus", "--out_dir", str(tmp_path), "--data_dir", corpus, "--device", "cpu",
                 "--head_tokens", "20000", "--head_val_tokens", "8000", "--head_epochs", "40", "--head_lr", "0.2",
@@ -84,6 +85,16 @@ def test_head_training_improves_on_an_undertrained_model(tmp_path, corpus):
         exported = json.load(f)
     assert exported["vocab_size"] == data.load_meta(corpus)["vocab_size"]
     assert exported["temperature"] == 1.0
+    # the sampling CLI finds the head beside the checkpoint and uses it
+    sample.main(["--ckpt", str(tmp_path / "ckpt.pt"), "--method", "minpplus", "--num_samples", "2",
+                 "--max_new_tokens", "8", "--device", "cpu"])
+    printed = capsys.readouterr().out
+    assert printed.count("--- sample") == 2 and "tokens/s (cpu, minpplus)" in printed
+    # a head is bound to the weights it was trained on, wherever the files move
+    run(tmp_path / "other", corpus, "--max_steps", "2", "--eval_interval", "2")
+    with pytest.raises(SystemExit, match="trained on checkpoint"):
+        sample.main(["--ckpt", str(tmp_path / "other" / "ckpt.pt"), "--method", "minpplus",
+                     "--head", str(tmp_path / "head.json"), "--device", "cpu"])
 
 
 def test_bad_flags_exit_with_a_message(tmp_path, corpus):
