@@ -186,7 +186,7 @@ class Transformer(nn.Module):
             raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len={self.config.max_seq_len}; crop it")
         positions, mask = torch.arange(start, start + T, device=idx.device), None
         if cache is not None and (cache.pad is not None or (start > 0 and T > 1)):
-            positions, mask = self._positions_and_mask(positions, cache.pad)
+            positions, mask = self._positions_and_mask(positions, start + T, cache.pad)
         cos, sin = self.rope_cos[positions], self.rope_sin[positions]
         x = self.tok_emb(idx)
         for layer, block in enumerate(self.layers):
@@ -200,9 +200,9 @@ class Transformer(nn.Module):
         return logits, loss
 
     @staticmethod
-    def _positions_and_mask(slots, pad):
-        """Per-row positions (B, T) and a boolean mask (B, 1, T, S): causal, padding never attended."""
-        keys = torch.arange(len(slots) and int(slots[-1]) + 1, device=slots.device)
+    def _positions_and_mask(slots, end, pad):
+        """Per-row positions (B, T) and a boolean mask (B, 1, T, end): causal, padding never attended."""
+        keys = torch.arange(end, device=slots.device)  # end is a Python int: no device sync per step
         mask = (keys[None, :] <= slots[:, None])[None, None]  # (1, 1, T, S)
         if pad is None:
             return slots, mask
