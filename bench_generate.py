@@ -1,11 +1,13 @@
 """Benchmark generation: tokens/s of sample.generate, and what each sampler adds per step.
 
-    python bench_generate.py                                   # minimind-26m, batch 1 and 64, 256 new tokens
+    python bench_generate.py                       # minimind-26m, batch 1 and 64, 256 new tokens, top_p 0.9
+    python bench_generate.py --compile             # the same with torch.compile'd model forwards
     python bench_generate.py --device cpu --preset tiny --new_tokens 32 --batch_sizes 1 8
 
-Random weights (speed does not depend on them). When `transformers` is installed, Hugging
-Face `generate` on a LlamaForCausalLM of the same shape runs in the same script, with its
-default cache and with cache_implementation="static". Prints a markdown table naming the device.
+Random weights (speed does not depend on them). When `transformers` is importable, Hugging
+Face `generate` runs in the same script on a LlamaForCausalLM holding the very same weights
+(the script checks that both greedy-decode the same tokens), with its default cache and
+with cache_implementation="static". Prints markdown tables naming the device.
 """
 import argparse
 import platform
@@ -17,6 +19,12 @@ from head import MinPPlusHead
 from model import PRESETS, ModelConfig, Transformer
 from sample import filter_logits, generate
 
+# tokens/s on an H100 at this shape, top_p 0.9 (DESIGN.md §5), and issue 4's target for ours:
+# 3x Hugging Face's static cache at batch 1, 1.5x at batch 64
+H100_ANCHORS = {("HF, default cache", 1): "120", ("HF, default cache", 64): "6,800",
+                ("HF, static cache", 1): "435", ("HF, static cache", 64): "20,000",
+                ("ours (sample.generate)", 1): "target >= 1,305", ("ours (sample.generate)", 64): "target >= 30,000"}
+
 
 def device_name(device):
     if device.startswith("cuda"):
@@ -24,77 +32,135 @@ def device_name(device):
     return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
 
 
+def synchronize(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
 def timed(fn, device, repeats):
-    """Median wall time of fn() after one warm-up call."""
+    """Median wall time of fn() after one warm-up call (which also compiles, when compiling)."""
     fn()
     times = []
     for _ in range(repeats):
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        synchronize(device)
         start = time.perf_counter()
         fn()
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
+        synchronize(device)
         times.append(time.perf_counter() - start)
     return sorted(times)[len(times) // 2]
 
 
-def hf_model(cfg, device, dtype):
-    """A Hugging Face Llama of the same shape, or None when transformers is not installed."""
+def hf_twin(model):
+    """A Hugging Face Llama holding model's weights, or None when transformers is not importable."""
     try:
         from transformers import LlamaConfig, LlamaForCausalLM
     except ImportError:
         return None
-    hf_cfg = LlamaConfig(vocab_size=cfg.vocab_size, hidden_size=cfg.dim, intermediate_size=cfg.hidden_dim,
-                         num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads,
-                         num_key_value_heads=cfg.n_kv_heads, max_position_embeddings=cfg.max_seq_len,
-                         tie_word_embeddings=True)
-    return LlamaForCausalLM(hf_cfg).to(device, dtype).eval()
+    cfg = model.config
+    hf = LlamaForCausalLM(LlamaConfig(
+        vocab_size=cfg.vocab_size, hidden_size=cfg.dim, intermediate_size=cfg.hidden_dim,
+        num_hidden_layers=cfg.n_layers, num_attention_heads=cfg.n_heads, num_key_value_heads=cfg.n_kv_heads,
+        max_position_embeddings=cfg.max_seq_len, rms_norm_eps=cfg.norm_eps, rope_theta=cfg.rope_theta,
+        tie_word_embeddings=True, bos_token_id=None, eos_token_id=None, pad_token_id=0))
+    ours = model.state_dict()
+    names = {"tok_emb": "model.embed_tokens", "norm": "model.norm", "output": "lm_head", "attn.wq": "self_attn.q_proj",
+             "attn.wk": "self_attn.k_proj", "attn.wv": "self_attn.v_proj", "attn.wo": "self_attn.o_proj",
+             "ffn.w1": "mlp.gate_proj", "ffn.w3": "mlp.up_proj", "ffn.w2": "mlp.down_proj",
+             "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+    theirs = {}
+    for name, tensor in ours.items():
+        parts = name.split(".")
+        if parts[0] == "layers":  # layers.3.attn.wq.weight -> model.layers.3.self_attn.q_proj.weight
+            theirs[f"model.layers.{parts[1]}.{names['.'.join(parts[2:-1])]}.weight"] = tensor
+        else:
+            theirs[f"{names[parts[0]]}.weight"] = tensor
+    hf.load_state_dict(theirs)  # strict: every HF weight must come from ours
+    weight = next(model.parameters())
+    return hf.to(weight.device, weight.dtype).eval()
+
+
+def greedy_agreement(model, hf, prompts, n_tokens):
+    """How many of the first n_tokens greedy tokens of every row the two models agree on."""
+    ours = torch.tensor(generate(model, prompts, n_tokens, do_sample=False))
+    ids = torch.tensor(prompts, device=next(model.parameters()).device)
+    with torch.inference_mode():
+        theirs = hf.generate(ids, do_sample=False, max_new_tokens=n_tokens, min_new_tokens=n_tokens)[:, ids.size(1):]
+    same = (ours == theirs.cpu()).cumprod(1).sum(1)  # the agreeing prefix of each row
+    return int(same.min())
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--preset", default="minimind-26m")
+    parser.add_argument("--preset", default="minimind-26m", choices=list(PRESETS))
+    parser.add_argument("--vocab_size", type=int, default=6400, help="for presets that do not fix one")
     parser.add_argument("--batch_sizes", type=int, nargs="+", default=[1, 64])
     parser.add_argument("--new_tokens", type=int, default=256)
     parser.add_argument("--prompt_tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model's forward (prefill and decode)")
+    parser.add_argument("--no_hf", action="store_true", help="skip Hugging Face even when it is installed")
     args = parser.parse_args()
     device = args.device
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    cfg = ModelConfig(**{"vocab_size": 6400, **PRESETS[args.preset]})
+    cfg = ModelConfig(**{"vocab_size": args.vocab_size, **PRESETS[args.preset]})
+    if args.prompt_tokens + args.new_tokens > cfg.max_seq_len:
+        raise SystemExit(f"error: {args.prompt_tokens} + {args.new_tokens} tokens exceed the context {cfg.max_seq_len}")
     torch.manual_seed(0)
     model = Transformer(cfg).to(device, dtype).eval()
+    decoder = torch.compile(model) if args.compile else model
     head = MinPPlusHead().to(device)
-    hf = hf_model(cfg, device, dtype)
-    print(f"# generation, {args.preset}, {args.new_tokens} new tokens after {args.prompt_tokens}, "
-          f"{device_name(device)}, {dtype}, torch {torch.__version__}")
-    print("| batch | what | tokens/s |\n| ---: | --- | ---: |")
+    hf = None if args.no_hf else hf_twin(model)
+    prompts = torch.randint(0, cfg.vocab_size, (max(args.batch_sizes), args.prompt_tokens)).tolist()
+
+    print(f"# generation: {args.preset} ({model.num_params() / 1e6:.1f} M parameters), {args.prompt_tokens} prompt + "
+          f"{args.new_tokens} new tokens, top_p 0.9; {device_name(device)}, {dtype}, torch {torch.__version__}"
+          f"{', compiled' if args.compile else ''}")
+    if hf is not None:
+        import transformers
+
+        agree = greedy_agreement(model, hf, prompts[:4], 16)
+        print(f"# transformers {transformers.__version__}, same weights: greedy agrees on {agree} of 16 tokens")
+    print("\n| batch | generate | tokens/s | H100, minimind-26m (DESIGN §5) |\n| ---: | --- | ---: | ---: |")
     for batch in args.batch_sizes:
-        prompts = torch.randint(0, cfg.vocab_size, (batch, args.prompt_tokens)).tolist()
-        runs = {"ours, top_p 0.9": lambda: generate(model, prompts, args.new_tokens, method="top_p", top_p=0.9)}
+        rows = prompts[:batch]
+        runs = {"ours (sample.generate)": lambda: generate(decoder, rows, args.new_tokens, method="top_p", top_p=0.9)}
         if hf is not None:
-            ids = torch.tensor(prompts, device=device)
-            for label, extra in (("HF generate, default cache", {}),
-                                 ("HF generate, static cache", {"cache_implementation": "static"})):
-                runs[label] = lambda extra=extra: hf.generate(ids, do_sample=True, top_p=0.9, top_k=0,
-                                                              max_new_tokens=args.new_tokens,
-                                                              min_new_tokens=args.new_tokens, **extra)
+            ids = torch.tensor(rows, device=device)
+            for label, extra in (("default cache", {}), ("static cache", {"cache_implementation": "static"})):
+                runs[f"HF, {label}"] = lambda extra=extra: hf.generate(
+                    ids, do_sample=True, top_p=0.9, top_k=0, max_new_tokens=args.new_tokens,
+                    min_new_tokens=args.new_tokens, **extra)
         for label, fn in runs.items():
             seconds = timed(fn, device, args.repeats)
-            print(f"| {batch} | {label} | {batch * args.new_tokens / seconds:,.0f} |")
+            anchor = H100_ANCHORS.get((label, batch), "") if args.preset == "minimind-26m" else ""
+            print(f"| {batch} | {label} | {batch * args.new_tokens / seconds:,.0f} | {anchor} |")
         if hf is None:
-            print(f"| {batch} | Hugging Face generate | skipped: transformers is not installed |")
-    # what each sampler adds to one decoding step, on logits of the largest batch
-    logits = torch.randn(max(args.batch_sizes), cfg.vocab_size, device=device) * 3
-    base = timed(lambda: torch.multinomial(torch.softmax(logits, -1), 1), device, 50)
-    print(f"\n| sampler (batch {logits.size(0)}, V {cfg.vocab_size}) | µs per step | added over plain sampling |")
-    print("| --- | ---: | ---: |")
-    for label, params in (("temperature", dict(method="temperature")), ("top_p 0.9", dict(method="top_p", top_p=0.9)),
-                          ("min_p 0.05", dict(method="min_p", min_p=0.05)), ("minpplus", dict(method="minpplus", head=head))):
-        seconds = timed(lambda: torch.multinomial(torch.softmax(filter_logits(logits, **params), -1), 1), device, 50)
-        print(f"| {label} | {seconds * 1e6:,.0f} | {(seconds - base) * 1e6:+,.0f} |")
+            why = "--no_hf" if args.no_hf else "transformers is not importable"
+            print(f"| {batch} | Hugging Face generate | skipped: {why} | |")
+
+    # what each sampler adds to one decoding step: filter_logits + softmax + multinomial on (B, V) logits
+    print(f"\n| sampler, V = {cfg.vocab_size} | " + " | ".join(f"µs/step at batch {b}" for b in args.batch_sizes)
+          + " |\n| --- |" + " ---: |" * len(args.batch_sizes))
+    samplers = {"plain sampling (softmax + multinomial)": None,
+                "temperature 0.8": dict(method="temperature", temperature=0.8),
+                "top_p 0.9": dict(method="top_p", top_p=0.9), "min_p 0.05": dict(method="min_p", min_p=0.05),
+                "minpplus (32 thresholds)": dict(method="minpplus", head=head)}
+    logits = torch.randn(max(args.batch_sizes), cfg.vocab_size, device=device, dtype=dtype) * 3
+    base = {}
+    for label, params in samplers.items():
+        cells = []
+        for b in args.batch_sizes:
+            z = logits[:b]
+            if params is None:
+                seconds = timed(lambda: torch.multinomial(torch.softmax(z.float(), -1), 1), device, 50)
+                base[b] = seconds
+                cells.append(f"{seconds * 1e6:,.0f}")
+            else:
+                seconds = timed(lambda: torch.multinomial(torch.softmax(filter_logits(z, **params), -1), 1), device, 50)
+                cells.append(f"{seconds * 1e6:,.0f} ({(seconds - base[b]) * 1e6:+,.0f})")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print("\n(in brackets: added over plain sampling)")
 
 
 if __name__ == "__main__":

@@ -4,11 +4,15 @@
     python sample.py --method min_p --min_p 0.05 --prompt "the old king" --num_samples 5
     python sample.py --method minpplus --head out/head.json
 
-Library: `filter_logits(logits, method, **params)` returns logits whose softmax is exactly
-the sampling distribution (removed tokens at -inf); `generate(model, prompts, ...)` decodes
-with the KV cache, batched prompts of any lengths, per-row EOS.
+Library:
+- `filter_logits(logits, method, temperature=1.0, ..., top_p=None, ...)` returns fp32 logits
+  whose softmax is exactly the sampling distribution (removed tokens at -inf);
+- `generate(model, prompts, max_new_tokens, method=..., **params)` decodes with the KV cache,
+  prompts of any lengths in one batch, each row stopping at its own EOS.
 """
 import argparse
+import math
+import numbers
 import os
 import time
 import warnings
@@ -23,6 +27,7 @@ from model import KVCache, fingerprint, load_checkpoint
 # a prefix whose mass is within this of top_p / typical_p counts as reaching it: fp32
 # probabilities cannot tell 0.8 from 0.79999995, and users mean the former
 MASS_TOLERANCE = 1e-6
+EOS_CHECK_EVERY = 8  # steps between "has every row ended?" checks: each one waits for the GPU
 
 
 def keep_only(logits, keep):
@@ -33,18 +38,32 @@ def keep_only(logits, keep):
 
 def keep_smallest_prefix(logits, order_key, mass):
     """Keep the fewest tokens, taken in ascending order_key, whose probability sums to >= mass."""
+    if mass >= 1:
+        return logits  # everything: the tolerance below must not trim a tail of mass < 1e-6
     probs = F.softmax(logits.double(), dim=-1)  # float64: the cumulative sum decides ties with p
     order = order_key.argsort(dim=-1, stable=True)
     sorted_probs = probs.gather(-1, order)
     mass_before = sorted_probs.cumsum(-1) - sorted_probs
-    keep_sorted = mass_before < mass - MASS_TOLERANCE
-    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)  # the first in order always stays
+    keep_sorted = mass_before < mass - MASS_TOLERANCE  # the first in order always stays
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
     return logits.masked_fill(~keep, float("-inf"))
+
+
+def entropy_of(log_p):
+    return -(log_p.exp() * log_p).nan_to_num().sum(-1, keepdim=True)  # 0 * log 0 = 0 for removed tokens
+
+
+# ----------------------------------------------------------------------------
+# One function per method: raw logits (B, V) fp32 and the method's parameter -> logits (B, V)
 
 
 def greedy(logits):
     first_max = F.one_hot(logits.argmax(-1), logits.size(-1)).bool()  # ties: the lowest id, as argmax
     return logits.masked_fill(~first_max, float("-inf"))
+
+
+def temperature_only(logits):
+    return logits
 
 
 def top_k(logits, top_k):
@@ -53,118 +72,150 @@ def top_k(logits, top_k):
 
 
 def top_p(logits, top_p):
+    """Nucleus sampling (Holtzman et al. 2020): the smallest most-probable prefix of mass >= top_p."""
     return keep_smallest_prefix(logits, -logits, top_p)
 
 
 def min_p(logits, min_p):
-    # p >= min_p * max p  <=>  z - max z >= log(min_p), with no softmax needed
-    return keep_only(logits, logits - logits.amax(-1, keepdim=True) >= torch.tensor(min_p).log())
+    """Min-p (Nguyen et al. 2024): p >= min_p * max p, i.e. z - max z >= log(min_p), no softmax needed."""
+    log_min_p = math.log(min_p) if min_p > 0 else float("-inf")
+    return keep_only(logits, logits - logits.amax(-1, keepdim=True) >= log_min_p)
 
 
 def typical(logits, typical_p):
-    """Typical sampling (Meister et al.): keep the tokens whose surprisal is closest to the
-    entropy, fewest first, until their mass reaches typical_p."""
+    """Typical sampling (Meister et al. 2023): the tokens whose surprisal is closest to the
+    entropy, closest first, until their mass reaches typical_p."""
     log_p = F.log_softmax(logits.double(), dim=-1)
-    entropy = -(log_p.exp() * log_p).nan_to_num().sum(-1, keepdim=True)
-    return keep_smallest_prefix(logits, (-log_p - entropy).abs(), typical_p)
+    return keep_smallest_prefix(logits, (-log_p - entropy_of(log_p)).abs(), typical_p)
 
 
 def epsilon(logits, epsilon_cutoff):
     """Epsilon sampling (Hewitt et al. 2022): drop tokens with p < epsilon_cutoff."""
-    return keep_only(logits, F.softmax(logits.float(), dim=-1) >= epsilon_cutoff)
+    return keep_only(logits, F.softmax(logits, dim=-1) >= epsilon_cutoff)
 
 
 def eta(logits, eta_cutoff):
     """Eta sampling (Hewitt et al. 2022): drop p < min(eta, sqrt(eta) * exp(-entropy))."""
-    log_p = F.log_softmax(logits.float(), dim=-1)
-    entropy = -(log_p.exp() * log_p).nan_to_num().sum(-1, keepdim=True)
-    cutoff = torch.minimum(torch.tensor(eta_cutoff), eta_cutoff ** 0.5 * torch.exp(-entropy))
+    log_p = F.log_softmax(logits, dim=-1)
+    cutoff = torch.exp(-entropy_of(log_p)).mul(math.sqrt(eta_cutoff)).clamp(max=eta_cutoff)
     return keep_only(logits, log_p.exp() >= cutoff)
 
 
 def top_nsigma(logits, n_sigma):
     """Top-nσ (Tang et al. 2024): keep logits within n_sigma standard deviations of the max."""
-    finite = torch.isfinite(logits)  # -inf entries (already removed tokens) stay out of the std
+    finite = torch.isfinite(logits)  # -inf entries (tokens already removed) stay out of the std
     n = finite.sum(-1, keepdim=True)
     mean = logits.where(finite, 0.0).sum(-1, keepdim=True) / n
-    std = ((logits - mean).where(finite, 0.0).pow(2).sum(-1, keepdim=True) / (n - 1).clamp_min(1)).sqrt()
-    return keep_only(logits, logits >= logits.amax(-1, keepdim=True) - n_sigma * std)
+    var = (logits - mean).where(finite, 0.0).pow(2).sum(-1, keepdim=True) / (n - 1).clamp_min(1)  # as torch.std
+    return keep_only(logits, logits >= logits.amax(-1, keepdim=True) - n_sigma * var.sqrt())
 
 
 def minpplus(logits, head):
-    return head(logits)  # the very transform the head was trained with
+    return head(logits)  # the very transform the head was trained with: logits + log c, -inf where c = 0
 
 
-METHODS = {  # method -> (function, its parameter, the check its value must pass, the rule in words)
+def is_real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+METHODS = {  # method -> (its function, its parameter, the check the value must pass, the rule in words)
     "greedy": (greedy, None, None, None),
-    "temperature": (lambda z: z, None, None, None),
-    "top_k": (top_k, "top_k", lambda v: isinstance(v, int) and v >= 1, "an integer >= 1"),
-    "top_p": (top_p, "top_p", lambda v: 0 < v <= 1, "in (0, 1]"),
-    "min_p": (min_p, "min_p", lambda v: 0 <= v <= 1, "in [0, 1]"),
-    "typical": (typical, "typical_p", lambda v: 0 < v <= 1, "in (0, 1]"),
-    "epsilon": (epsilon, "epsilon_cutoff", lambda v: 0 <= v < 1, "in [0, 1)"),
-    "eta": (eta, "eta_cutoff", lambda v: 0 <= v < 1, "in [0, 1)"),
-    "top_nsigma": (top_nsigma, "n_sigma", lambda v: v >= 0, ">= 0"),
+    "temperature": (temperature_only, None, None, None),
+    "top_k": (top_k, "top_k", lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1,
+              "an integer >= 1"),
+    "top_p": (top_p, "top_p", lambda v: is_real(v) and 0 < v <= 1, "in (0, 1]"),
+    "min_p": (min_p, "min_p", lambda v: is_real(v) and 0 <= v <= 1, "in [0, 1]"),
+    "typical": (typical, "typical_p", lambda v: is_real(v) and 0 < v <= 1, "in (0, 1]"),
+    "epsilon": (epsilon, "epsilon_cutoff", lambda v: is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    "eta": (eta, "eta_cutoff", lambda v: is_real(v) and 0 <= v < 1, "in [0, 1)"),
+    "top_nsigma": (top_nsigma, "n_sigma", lambda v: is_real(v) and v >= 0, ">= 0"),
     "minpplus": (minpplus, "head", lambda v: isinstance(v, MinPPlusHead), "a MinPPlusHead (--head PATH.json)"),
 }
+PARAMS = [name for _, name, _, _ in METHODS.values() if name]
 
 
-def filter_logits(logits, method, temperature=1.0, temperature_last=False, **params):
-    """Logits (B, V) -> fp32 logits whose softmax is the exact sampling distribution.
-
-    Temperature divides the logits before truncation (Hugging Face order) unless
-    temperature_last=True (llama.cpp order: truncate the raw logits, then divide what is
-    kept). temperature 0 means greedy. Extra params the method does not use are ignored,
-    so one set of CLI flags can serve every method."""
+def check_params(method, temperature=1.0, temperature_last=False, value_needed=True, **params):
+    """The value of the method's own parameter, after checking the method, the parameter names,
+    the temperature and (when value_needed) that value; ValueError naming the problem otherwise.
+    Other methods' parameters are ignored, so one set of CLI flags can serve every method."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
-    if temperature < 0:
-        raise ValueError(f"temperature={temperature} must be >= 0 (0 means greedy)")
-    fn, name, valid, rule = METHODS[method]
-    if name is not None:
-        value = params.get(name)
-        if value is None:
-            raise ValueError(f"method {method!r} needs {name}: pass {name}=... ({rule})")
-        if not valid(value):
-            raise ValueError(f"{name}={value!r} must be {rule}")
+    unknown = sorted(set(params) - set(PARAMS))
+    if unknown:
+        raise ValueError(f"unknown sampling parameter(s) {', '.join(unknown)}: the names are {', '.join(PARAMS)}")
+    if not (is_real(temperature) and 0 <= temperature < float("inf")):
+        raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (0 means greedy)")
+    _, name, valid, rule = METHODS[method]
+    if name is None or not value_needed:
+        return None
+    value = params.get(name)
+    if value is None:
+        raise ValueError(f"method {method!r} needs {name} (--{name} on the command line), {rule}")
+    if not valid(value):
+        raise ValueError(f"{name}={value!r} must be {rule}")
+    return value
+
+
+def filter_logits(logits, method, temperature=1.0, temperature_last=False, top_k=None, top_p=None, min_p=None,
+                  typical_p=None, epsilon_cutoff=None, eta_cutoff=None, n_sigma=None, head=None):
+    """Logits (B, V) -> fp32 logits (B, V) whose softmax is the exact sampling distribution.
+
+    Temperature divides the logits before the method sees them (Hugging Face order) unless
+    temperature_last=True (llama.cpp order: the method sees the raw logits, then whatever it
+    returns is divided by T). temperature=0 means greedy. Only the method's own parameter is
+    used."""
+    value = check_params(method, temperature, top_k=top_k, top_p=top_p, min_p=min_p, typical_p=typical_p,
+                         epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff, n_sigma=n_sigma, head=head)
     logits = logits.float()
     if method == "greedy" or temperature == 0:
         return greedy(logits)
-    truncate = (lambda z: fn(z, params[name])) if name else fn
+    fn = METHODS[method][0]
+    method_of = (lambda z: fn(z, value)) if value is not None else fn
     if temperature_last:
-        return truncate(logits) / temperature
-    return truncate(logits / temperature)
+        return method_of(logits) / temperature
+    return method_of(logits / temperature)
 
 
-def left_pad(prompts, max_len):
+# ----------------------------------------------------------------------------
+# Generation
+
+
+def left_pad(prompts):
     """Right-align prompts of different lengths in one (B, L) batch; pad[b] = row b's padding."""
     lengths = torch.tensor([len(p) for p in prompts])
     L = int(lengths.max())
     idx = torch.zeros(len(prompts), L, dtype=torch.long)
     for row, prompt in enumerate(prompts):
-        idx[row, L - len(prompt):] = torch.as_tensor(prompt, dtype=torch.long)
+        idx[row, L - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
     return idx, L - lengths
 
 
 def crop_prompts(prompts, max_prompt_len):
     """Keep the last max_prompt_len tokens of each prompt, warning when anything is cut."""
     too_long = [len(p) for p in prompts if len(p) > max_prompt_len]
-    if too_long:
+    if too_long:  # stacklevel 4: point at generate's caller, past the inference_mode wrapper
         warnings.warn(f"{len(too_long)} prompt(s) of up to {max(too_long)} tokens cropped to their last "
-                      f"{max_prompt_len} tokens to leave room for the new ones in the context")
-    return [list(p)[-max_prompt_len:] for p in prompts]
+                      f"{max_prompt_len} tokens to leave room for the new ones in the context", stacklevel=4)
+    return [p[-max_prompt_len:] for p in prompts]
 
 
 @torch.inference_mode()
 def generate(model, prompts, max_new_tokens, method="temperature", do_sample=True, eos_id=None,
              generator=None, **params):
-    """Decode up to max_new_tokens after each prompt (a list of token-id lists, lengths may differ).
+    """Decode up to max_new_tokens after each prompt; returns one list of new token ids per prompt.
 
-    Returns one list of new token ids per prompt; a row stops after its own eos_id (which it
-    includes). do_sample=False is argmax whatever the method. Prompts longer than
-    max_seq_len - max_new_tokens keep their last tokens, with a warning."""
-    if max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens={max_new_tokens} must be >= 0")
+    prompts: a list of token-id lists (lengths may differ; they are left-padded, with per-row
+    positions and the padding masked) or a (B, T) tensor. A row ends with its own eos_id (the
+    list includes it); the others go on. do_sample=False is argmax whatever the method.
+    params: temperature, temperature_last and the method's parameter, as in filter_logits.
+    The prompt and the new tokens must fit in the context: a prompt longer than
+    max_seq_len - max_new_tokens keeps its last tokens, with a warning."""
+    prompts = prompts.tolist() if torch.is_tensor(prompts) else [list(p) for p in prompts]
+    check_params(method, value_needed=do_sample, **params)  # fail before the prefill, not at the first step
+    if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens={max_new_tokens!r} must be an integer >= 0")
+    if not prompts:
+        raise ValueError("no prompts: pass a list of token-id lists")
     if any(len(p) == 0 for p in prompts):
         raise ValueError("every prompt needs at least one token: start from an <eos> or a newline")
     if max_new_tokens == 0:
@@ -174,25 +225,26 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
         raise ValueError(f"max_new_tokens={max_new_tokens} must be below the context {context}: "
                          "this generator has no sliding window")
     prompts = crop_prompts(prompts, context - max_new_tokens)
-    device = next(model.parameters()).device
-    idx, pad = left_pad(prompts, context)
-    cache = KVCache(model.config, len(prompts), idx.size(1) + max_new_tokens, device,
-                    next(model.parameters()).dtype, pad=pad.to(device) if pad.any() else None)
-    logits = model(idx.to(device), cache=cache)[:, -1]
-    done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+    weight = next(model.parameters())
+    idx, pad = left_pad(prompts)
+    cache = KVCache(model.config, len(prompts), idx.size(1) + max_new_tokens, weight.device, weight.dtype,
+                    pad=pad.to(weight.device) if pad.any() else None)
+    logits = model(idx.to(weight.device), cache=cache)[:, -1]  # prefill: every prompt token at once
+    done = torch.zeros(len(prompts), dtype=torch.bool, device=weight.device)
     new_tokens = []
-    for _ in range(max_new_tokens):
+    for step in range(max_new_tokens):
         if do_sample:
             probs = F.softmax(filter_logits(logits, method, **params), dim=-1)
             token = torch.multinomial(probs, 1, generator=generator)[:, 0]
         else:
             token = logits.argmax(-1)
-        new_tokens.append(token.masked_fill(done, -1))
+        new_tokens.append(token.masked_fill(done, -1))  # -1: this row had already ended
         if eos_id is not None:
             done |= token == eos_id
-            if done.all():
+            if step % EOS_CHECK_EVERY == EOS_CHECK_EVERY - 1 and done.all():
                 break
-        logits = model(token[:, None], cache=cache)[:, -1]
+        if step + 1 < max_new_tokens:
+            logits = model(token[:, None], cache=cache)[:, -1]
     rows = torch.stack(new_tokens, 1).tolist()
     return [[t for t in row if t >= 0] for row in rows]
 
@@ -202,19 +254,31 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
 
 
 def load_head(path, model, temperature):
-    """The head JSON, validated against this model; warns when sampled at another temperature."""
-    if not os.path.exists(path):
-        raise SystemExit(f"error: no head at {path}: train one with `python train.py --head minpplus` or pass --head")
+    """The head JSON, validated against this model, and the temperature to sample it at."""
     try:
         head, meta = MinPPlusHead.load_json(path, vocab_size=model.config.vocab_size, checkpoint=fingerprint(model))
     except ValueError as e:
         raise SystemExit(f"error: {e}")
     trained_at = meta.get("temperature", 1.0)
     if temperature is None:
-        temperature = trained_at
-    elif temperature != trained_at:
-        warnings.warn(f"the head was trained at temperature {trained_at}; sampling at {temperature}")
+        return head, trained_at
+    if temperature != trained_at:
+        warnings.warn(f"the head was trained at temperature {trained_at}; sampling it at {temperature}")
     return head, temperature
+
+
+def load_text_side(ckpt, ckpt_path, data_dir, vocab_size):
+    """(tokenizer, meta) of the data the checkpoint was trained on, checked against the model."""
+    data_dir = data_dir or ckpt.get("train_config", {}).get("data_dir")
+    if data_dir is None:
+        raise SystemExit(f"error: {ckpt_path} does not name its data directory: pass --data_dir")
+    meta = data.load_meta(data_dir)
+    if meta["vocab_size"] != vocab_size:
+        raise SystemExit(f"error: {data_dir} has vocab_size {meta['vocab_size']} but the model has {vocab_size}: "
+                         "pass the --data_dir the model was trained on")
+    if not os.path.exists(os.path.join(data_dir, "tokenizer.json")):
+        raise SystemExit(f"error: no tokenizer.json in {data_dir}: re-run data.py for it")
+    return data.load_tokenizer(data_dir), meta
 
 
 def main(argv=None):
@@ -225,11 +289,13 @@ def main(argv=None):
     parser.add_argument("--num_samples", type=int, default=3)
     parser.add_argument("--max_new_tokens", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1337)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", help="auto: cuda when available, else cpu")
     parser.add_argument("--method", default="temperature", choices=list(METHODS))
-    parser.add_argument("--greedy", action="store_true", help="do_sample=False: argmax whatever the method")
+    parser.add_argument("--do_sample", action=argparse.BooleanOptionalAction, default=True,
+                        help="--no-do_sample (or --greedy): argmax whatever the method")
+    parser.add_argument("--greedy", dest="do_sample", action="store_false", help="same as --no-do_sample")
     parser.add_argument("--temperature", type=float, default=None, help="default 1 (the head's own for minpplus)")
-    parser.add_argument("--temperature_last", action="store_true", help="truncate first, then apply temperature")
+    parser.add_argument("--temperature_last", action="store_true", help="apply the method first, then temperature")
     parser.add_argument("--top_k", type=int)
     parser.add_argument("--top_p", type=float)
     parser.add_argument("--min_p", type=float)
@@ -237,26 +303,22 @@ def main(argv=None):
     parser.add_argument("--epsilon_cutoff", type=float)
     parser.add_argument("--eta_cutoff", type=float)
     parser.add_argument("--n_sigma", type=float)
-    parser.add_argument("--head", default=None, help="MinP+ head JSON; default: head.json beside --ckpt")
+    parser.add_argument("--head", default=None, help="MinP+ head JSON for --method minpplus; default: "
+                                                     "head.json beside --ckpt")
     args = parser.parse_args(argv)
+    if args.num_samples < 1:
+        raise SystemExit(f"error: --num_samples {args.num_samples} must be >= 1")
 
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
     model, ckpt = load_checkpoint(args.ckpt, device)
-    data_dir = args.data_dir or ckpt["train_config"]["data_dir"]
-    tokenizer, meta = data.load_tokenizer(data_dir), data.load_meta(data_dir)
-    params = {k: getattr(args, k) for k in ("top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff",
-                                            "eta_cutoff", "n_sigma")}
+    tokenizer, meta = load_text_side(ckpt, args.ckpt, args.data_dir, model.config.vocab_size)
+    params = {name: getattr(args, name) for name in PARAMS if name != "head"}
     temperature = args.temperature
     if args.method == "minpplus":
         head_path = args.head or os.path.join(os.path.dirname(args.ckpt), "head.json")
         params["head"], temperature = load_head(head_path, model, temperature)
         params["head"].to(device)
-    params["temperature"] = 1.0 if temperature is None else temperature
-    try:
-        filter_logits(torch.zeros(1, model.config.vocab_size, device=device), args.method,
-                      temperature_last=args.temperature_last, **params)  # bad parameters fail here, once
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
+    params.update(temperature=1.0 if temperature is None else temperature, temperature_last=args.temperature_last)
 
     eos_id = meta.get("eos_id")
     prompt_ids = tokenizer.encode(args.prompt).ids if args.prompt else []
@@ -264,9 +326,11 @@ def main(argv=None):
         prompt_ids = ([eos_id] if eos_id is not None else tokenizer.encode("\n").ids) + prompt_ids
     generator = torch.Generator(device).manual_seed(args.seed)
     start = time.perf_counter()
-    outputs = generate(model, [prompt_ids] * args.num_samples, args.max_new_tokens, method=args.method,
-                       do_sample=not args.greedy, eos_id=eos_id, generator=generator,
-                       temperature_last=args.temperature_last, **params)
+    try:
+        outputs = generate(model, [prompt_ids] * args.num_samples, args.max_new_tokens, method=args.method,
+                           do_sample=args.do_sample, eos_id=eos_id, generator=generator, **params)
+    except ValueError as e:  # bad sampling parameters, a max_new_tokens beyond the context, an empty prompt
+        raise SystemExit(f"error: {e}")
     seconds = time.perf_counter() - start
     separator = " " if meta["kind"] == "synthetic" else ""  # word-level tokens carry no spaces; BPE's do
     for i, new in enumerate(outputs):

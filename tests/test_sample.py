@@ -1,12 +1,26 @@
+"""The specification of sample.py: what each sampling method keeps, and how generate decodes."""
+import dataclasses
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+import data
+import sample
 from head import MinPPlusHead
-from model import ModelConfig, Transformer
+from model import ModelConfig, Transformer, fingerprint
 from sample import METHODS, filter_logits, generate
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # these tensors are tiny: extra OpenMP threads only wait at barriers, and on a shared 2-core
+    # machine with a busy neighbour that made this file 15x slower
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def logits_of(probs):
@@ -22,6 +36,10 @@ def test_top_p_keeps_the_smallest_prefix_reaching_p():
     assert kept(filter_logits(logits_of([0.5, 0.3, 0.1, 0.1]), "top_p", top_p=0.8)) == 2  # mass exactly p
     assert kept(filter_logits(logits_of([0.5, 0.3, 0.1, 0.1]), "top_p", top_p=0.81)) == 3
     assert kept(filter_logits(logits_of([0.5, 0.3, 0.1, 0.1]), "top_p", top_p=1.0)) == 4
+    # prefixes whose mass is exactly p, which fp32 logits turn into a hair below p even summed in float64
+    assert kept(filter_logits(logits_of([0.3, 0.3, 0.25, 0.15]), "top_p", top_p=0.6)) == 2
+    assert kept(filter_logits(logits_of([0.3, 0.2, 0.2, 0.15, 0.15]), "top_p", top_p=0.7)) == 3
+    assert kept(filter_logits(logits_of([0.5, 0.4, 0.1]), "top_p", top_p=0.5)) == 1
     out = filter_logits(logits_of([0.25, 0.4, 0.35]), "top_p", top_p=0.7)  # order in the vocabulary is irrelevant
     assert torch.isfinite(out[0]).tolist() == [False, True, True]
 
@@ -80,9 +98,47 @@ def test_minpplus_with_one_hot_weight_equals_min_p():
         assert torch.allclose(ours, reference, atol=1e-6)
 
 
+def test_p_of_one_and_zero_cutoffs_keep_every_token():
+    # a long tail of total mass < 1e-6 must survive: top_p = 1 means no truncation
+    z = torch.randn(3, 6400, generator=torch.Generator().manual_seed(0)) * 4
+    for method, params in (("top_p", dict(top_p=1.0)), ("typical", dict(typical_p=1.0)), ("min_p", dict(min_p=0.0)),
+                           ("epsilon", dict(epsilon_cutoff=0.0)), ("eta", dict(eta_cutoff=0.0)),
+                           ("top_k", dict(top_k=6400)), ("temperature", {})):
+        assert torch.equal(filter_logits(z, method, **params), z), method
+
+
+def test_minpplus_calls_the_head_on_the_tempered_logits():
+    torch.manual_seed(1)
+    z = torch.randn(3, 100) * 2
+    weights = torch.rand(32) * (torch.rand(32) > 0.5)  # some thresholds switched off
+    weights[5] = 1.0
+    head = MinPPlusHead.from_weights(MinPPlusHead().tau, weights)
+    assert torch.equal(filter_logits(z, "minpplus", head=head, temperature=0.7), head(z / 0.7))
+    assert torch.equal(filter_logits(z, "minpplus", head=head, temperature=0.7, temperature_last=True), head(z) / 0.7)
+
+
+def test_greedy_temperature_and_a_random_head_give_valid_distributions():
+    generator = torch.Generator().manual_seed(2)
+    tau = MinPPlusHead().tau
+    for trial in range(20):
+        z = torch.randn(4, 300, generator=generator) * (0.5 + trial / 4)
+        weights = torch.rand(len(tau), generator=generator) * (torch.rand(len(tau), generator=generator) > 0.5)
+        head = MinPPlusHead.from_weights(tau, weights + (weights.sum() == 0))  # never all zero
+        for method, params in (("greedy", {}), ("temperature", dict(temperature=0.3 + trial / 10)),
+                               ("minpplus", dict(head=head)), ("minpplus", dict(head=head, temperature=2.0))):
+            probs = F.softmax(filter_logits(z, method, **params), -1)
+            assert torch.isfinite(probs).all() and torch.allclose(probs.sum(-1), torch.ones(4))
+            assert (probs.gather(-1, z.argmax(-1, keepdim=True)) > 0).all()  # the top token is always possible
+        assert (F.softmax(filter_logits(z, "greedy"), -1).max(-1).values == 1).all()
+
+
 def parameter_ladders():
     """Each method's parameter from loose to tight."""
+    tau = MinPPlusHead().tau
+    one_hot = [F.one_hot(torch.tensor(j), len(tau)).float() for j in (0, 8, 16, 24, 31)]
+    one_hot_heads = [MinPPlusHead.from_weights(tau, w) for w in one_hot]
     return {
+        "minpplus": ("head", one_hot_heads),  # all weight on a higher threshold: a tighter min-p
         "top_k": ("top_k", [200, 50, 10, 3, 1]),
         "top_p": ("top_p", [1.0, 0.95, 0.8, 0.5, 0.1]),
         "min_p": ("min_p", [0.0, 0.01, 0.1, 0.5, 1.0]),
@@ -115,11 +171,16 @@ def test_every_method_gives_a_valid_distribution_whose_support_shrinks_as_it_tig
 
 
 @pytest.mark.parametrize("method, params, message", [
-    ("top_p", dict(top_p=0.0), "top_p"), ("top_p", dict(top_p=1.5), "top_p"),
-    ("top_k", dict(top_k=-1), "top_k"), ("top_k", dict(top_k=0), "top_k"),
+    ("top_p", dict(top_p=0.0), "top_p"), ("top_p", dict(top_p=1.5), "top_p"), ("top_p", dict(top_p="0.9"), "top_p"),
+    ("top_k", dict(top_k=-1), "top_k"), ("top_k", dict(top_k=0), "top_k"), ("top_k", dict(top_k=2.5), "top_k"),
     ("min_p", dict(min_p=1.5), "min_p"), ("min_p", dict(min_p=-0.1), "min_p"),
-    ("temperature", dict(temperature=-1.0), "temperature"), ("nucleus", {}, "unknown method"),
-    ("minpplus", {}, "head"), ("top_p", {}, "needs top_p"),
+    ("typical", dict(typical_p=0.0), "typical_p"), ("epsilon", dict(epsilon_cutoff=1.0), "epsilon_cutoff"),
+    ("eta", dict(eta_cutoff=-0.1), "eta_cutoff"), ("top_nsigma", dict(n_sigma=-1.0), "n_sigma"),
+    ("top_p", dict(top_p=math.nan), "top_p"),
+    ("temperature", dict(temperature=-1.0), "temperature"), ("temperature", dict(temperature=math.nan), "temperature"),
+    ("temperature", dict(temperature=math.inf), "temperature"), ("nucleus", {}, "unknown method.*top_p"),
+    ("minpplus", {}, "needs head"), ("minpplus", dict(head="out/head.json"), "MinPPlusHead"),
+    ("top_p", {}, "needs top_p"),
 ])
 def test_bad_parameters_raise_a_clear_error(method, params, message):
     with pytest.raises(ValueError, match=message):
@@ -134,7 +195,12 @@ def test_bad_parameters_raise_a_clear_error(method, params, message):
 def model():
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=37, dim=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=48)
-    return Transformer(cfg).eval()
+    model = Transformer(cfg).eval()
+    with torch.no_grad():  # larger weights than the init: greedy text varies instead of repeating one token,
+        for p in model.parameters():  # so a wrong position or mask changes the output
+            if p.dim() == 2:
+                p.normal_(0.0, 0.3)
+    return model
 
 
 def generate_by_full_forward(model, prompt, max_new_tokens, generator, **params):
@@ -158,20 +224,18 @@ def test_kv_cache_generation_equals_full_re_forward(model, params):
 
 
 def test_batched_greedy_generation_of_ragged_prompts_equals_one_by_one(model):
-    prompts = [[5], [1, 2, 3, 4, 5, 6, 7, 8, 9], [30, 31, 7, 7]]
+    prompts = [[5], [1, 2, 3, 4, 5, 6, 7, 8, 9], [30, 31, 7, 7], [20, 21]]
     batched = generate(model, prompts, 15, do_sample=False)
     assert batched == [generate(model, [p], 15, do_sample=False)[0] for p in prompts]
 
 
 def test_eos_stops_only_the_row_that_produced_it(model):
-    prompts = [[5], [1, 2, 3, 4, 5, 6, 7, 8, 9], [30, 31, 7, 7]]
+    prompts = [[3], [1, 2, 3, 4, 5, 6, 7, 8, 9], [20, 21]]
     free = generate(model, prompts, 15, do_sample=False)
-    eos = free[0][3]  # row 0's fourth greedy token becomes the EOS
+    eos = next(t for t in free[0] if t not in free[1] + free[2])  # a token only row 0 produces
     stopped = generate(model, prompts, 15, do_sample=False, eos_id=eos)
-    for row_free, row_stopped in zip(free, stopped):
-        cut = row_free.index(eos) + 1 if eos in row_free else len(row_free)
-        assert row_stopped == row_free[:cut]
-    assert len(stopped[0]) == free[0].index(eos) + 1
+    assert stopped[0] == free[0][:free[0].index(eos) + 1] and len(stopped[0]) < 15  # ends with its EOS
+    assert stopped[1:] == free[1:]  # the other rows go on, unchanged
 
 
 def test_zero_new_tokens_seeds_do_sample_false_and_cropping(model):
@@ -187,6 +251,105 @@ def test_zero_new_tokens_seeds_do_sample_false_and_cropping(model):
     assert cropped == generate(model, [long_prompt[-38:]], 10, do_sample=False)
     with pytest.raises(ValueError, match="context"):
         generate(model, [[1]], 48)
+
+
+def test_seeds_tensor_prompts_and_parameter_names(model):
+    def sampled(seed):
+        return generate(model, [[1, 2, 3]] * 2, 12, method="min_p", min_p=0.01,
+                        generator=torch.Generator().manual_seed(seed))
+
+    assert sampled(4) == sampled(4) and sampled(4) != sampled(5)
+    assert sampled(4)[0] != sampled(4)[1]  # rows of one batch draw their own tokens
+    assert generate(model, torch.tensor([[1, 2, 3], [4, 5, 6]]), 6, do_sample=False) == \
+        generate(model, [[1, 2, 3], [4, 5, 6]], 6, do_sample=False)
+    with pytest.raises(ValueError, match="unknown sampling parameter.*topp"):
+        generate(model, [[1]], 4, method="top_p", topp=0.9)  # a typo is never silently ignored
+    with pytest.raises(ValueError, match="unknown sampling parameter"):
+        generate(model, [[1]], 4, do_sample=False, topp=0.9)
+    assert len(generate(model, [[1]], 4, method="top_p", do_sample=False)[0]) == 4  # argmax needs no top_p
+    with pytest.raises(ValueError, match="needs top_p"):
+        generate(model, [[1]], 4, method="top_p")
+    with pytest.raises(ValueError, match="at least one token"):
+        generate(model, [[1], []], 4)
+
+
+def test_eos_ends_the_loop_once_every_row_has_ended(model, monkeypatch):
+    prompts = [[3], [12]]
+    free = generate(model, prompts, 40, do_sample=False)
+    eos = free[0][5]
+    assert eos in free[1]  # both rows end
+    calls = []
+    forward = Transformer.forward
+    monkeypatch.setattr(Transformer, "forward", lambda self, *a, **k: calls.append(1) or forward(self, *a, **k))
+    stopped = generate(model, prompts, 40, do_sample=False, eos_id=eos)
+    last_end = max(row.index(eos) + 1 for row in free)
+    assert [len(row) for row in stopped] == [row.index(eos) + 1 for row in free]
+    assert last_end + sample.EOS_CHECK_EVERY < 40
+    assert len(calls) <= last_end + sample.EOS_CHECK_EVERY  # the prefill plus at most a few steps past the end
+
+
+# ----------------------------------------------------------------------------
+# command line
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tiny untrained model on the synthetic language, saved as train.py saves it."""
+    root = tmp_path_factory.mktemp("run")
+    data.prepare_synthetic(str(root / "data"), train_tokens=2000, val_tokens=500)
+    meta = data.load_meta(str(root / "data"))
+    torch.manual_seed(0)
+    cfg = ModelConfig(vocab_size=meta["vocab_size"], dim=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=32)
+    model = Transformer(cfg)
+    torch.save({"model": model.state_dict(), "model_config": dataclasses.asdict(cfg),
+                "train_config": {"data_dir": str(root / "data")}}, root / "ckpt.pt")
+    MinPPlusHead().save_json(str(root / "head.json"), temperature=0.8, vocab_size=cfg.vocab_size,
+                             checkpoint=fingerprint(model))
+    return root
+
+
+def cli(run_dir, *flags):
+    return sample.main(["--ckpt", str(run_dir / "ckpt.pt"), "--device", "cpu", "--max_new_tokens", "6", *flags])
+
+
+def test_cli_prints_the_samples_and_the_speed(run_dir, capsys):
+    cli(run_dir, "--method", "top_p", "--top_p", "0.9", "--num_samples", "2", "--prompt", "the old king")
+    printed = capsys.readouterr().out
+    assert printed.count("--- sample") == 2 and printed.count("\nthe old king") == 2
+    assert "tokens/s (cpu, top_p)" in printed
+    for flags in (("--seed", "1"), ("--seed", "1"), ("--seed", "2", "--greedy"), ("--seed", "3", "--no-do_sample")):
+        cli(run_dir, "--method", "min_p", "--min_p", "0.01", *flags)
+    a, b, greedy, greedy_again = [run.split("--- ")[1:-1] for run in capsys.readouterr().out.split("tokens/s")[:-1]]
+    assert a == b and greedy == greedy_again  # same seed, same text; argmax whatever the seed
+
+
+def test_cli_samples_the_head_at_its_training_temperature(run_dir, capsys, monkeypatch):
+    used = []
+    monkeypatch.setattr(sample, "generate", lambda *a, **k: used.append(k) or [[1]])
+    cli(run_dir, "--method", "minpplus")  # finds head.json beside the checkpoint
+    assert used[-1]["temperature"] == 0.8 and isinstance(used[-1]["head"], MinPPlusHead)
+    with pytest.warns(UserWarning, match="trained at temperature 0.8"):
+        cli(run_dir, "--method", "minpplus", "--temperature", "1.0")
+    assert used[-1]["temperature"] == 1.0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (("--method", "top_p"), "needs top_p"),
+    (("--method", "top_p", "--top_p", "1.5"), "top_p=1.5 must be in"),
+    (("--temperature", "-1"), "temperature"),
+    (("--max_new_tokens", "32"), "context 32"),
+    (("--num_samples", "0"), "num_samples"),
+    (("--method", "minpplus", "--head", "nowhere.json"), "no MinP\\+ head at nowhere.json"),
+])
+def test_cli_errors_are_one_line(run_dir, flags, message):
+    with pytest.raises(SystemExit, match=message) as error:
+        cli(run_dir, *flags)
+    assert "\n" not in str(error.value) and str(error.value).startswith("error: ")
+
+
+def test_cli_without_a_checkpoint_says_what_to_do(tmp_path):
+    with pytest.raises(SystemExit, match="no checkpoint at .*run `python train.py` first"):
+        sample.main(["--ckpt", str(tmp_path / "ckpt.pt"), "--device", "cpu"])
 
 
 def test_every_method_is_covered():
