@@ -304,7 +304,10 @@ def load_meta(data_dir):
 def load_tokenizer(data_dir):
     from tokenizers import Tokenizer
 
-    return Tokenizer.from_file(os.path.join(data_dir, "tokenizer.json"))
+    path = os.path.join(data_dir, "tokenizer.json")
+    if not os.path.exists(path):
+        raise SystemExit(f"error: no tokenizer.json in {data_dir}: re-run data.py for it")
+    return Tokenizer.from_file(path)
 
 
 def open_split(data_dir, split, meta):

@@ -276,8 +276,6 @@ def load_text_side(ckpt, ckpt_path, data_dir, vocab_size):
     if meta["vocab_size"] != vocab_size:
         raise SystemExit(f"error: {data_dir} has vocab_size {meta['vocab_size']} but the model has {vocab_size}: "
                          "pass the --data_dir the model was trained on")
-    if not os.path.exists(os.path.join(data_dir, "tokenizer.json")):
-        raise SystemExit(f"error: no tokenizer.json in {data_dir}: re-run data.py for it")
     return data.load_tokenizer(data_dir), meta
 
 
