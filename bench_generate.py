@@ -10,11 +10,10 @@ Face `generate` runs in the same script on a LlamaForCausalLM holding the very s
 with cache_implementation="static". Prints markdown tables naming the device.
 """
 import argparse
-import platform
-import time
 
 import torch
 
+from bench_head import device_name, time_ms
 from head import MinPPlusHead
 from model import PRESETS, ModelConfig, Transformer
 from sample import filter_logits, generate
@@ -26,28 +25,9 @@ H100_ANCHORS = {("HF, default cache", 1): "120", ("HF, default cache", 64): "6,8
                 ("ours (sample.generate)", 1): "target >= 1,305", ("ours (sample.generate)", 64): "target >= 30,000"}
 
 
-def device_name(device):
-    if device.startswith("cuda"):
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-
-
-def synchronize(device):
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
-
-
 def timed(fn, device, repeats):
-    """Median wall time of fn() after one warm-up call (which also compiles, when compiling)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        synchronize(device)
-        start = time.perf_counter()
-        fn()
-        synchronize(device)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+    """Median seconds of fn() after one warm-up call (which also compiles, when compiling)."""
+    return time_ms(fn, torch.device(device), 1, repeats) / 1e3
 
 
 def hf_twin(model):
@@ -114,7 +94,7 @@ def main():
     prompts = torch.randint(0, cfg.vocab_size, (max(args.batch_sizes), args.prompt_tokens)).tolist()
 
     print(f"# generation: {args.preset} ({model.num_params() / 1e6:.1f} M parameters), {args.prompt_tokens} prompt + "
-          f"{args.new_tokens} new tokens, top_p 0.9; {device_name(device)}, {dtype}, torch {torch.__version__}"
+          f"{args.new_tokens} new tokens, top_p 0.9; {device_name(torch.device(device))}, {dtype}, torch {torch.__version__}"
           f"{', compiled' if args.compile else ''}")
     if hf is not None:
         import transformers
