@@ -225,14 +225,13 @@ def bench_training(args, device):
     cfg = train.TrainConfig(batch_size=args.train_batch, block_size=model.config.max_seq_len,
                             head_epochs=args.head_epochs)
     tokens = np.random.default_rng(0).integers(0, settings["vocab_size"], size=4 * args.train_tokens, dtype=np.uint16)
-    dtype = "float16" if device.type == "cuda" else "float32"
 
     @torch.no_grad()
     def frozen_forward():
         rng = np.random.default_rng(cfg.seed)
         for _ in range(-(-args.train_tokens // (cfg.batch_size * cfg.block_size))):
             x, _ = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, str(device))
-            with train.autocast(str(device), dtype):
+            with train.autocast(str(device), train.frozen_dtype(str(device))):
                 model(x)
 
     def head_training():

@@ -142,6 +142,11 @@ def sum_over_ranks(values, world_size, device):
     return summed.tolist()
 
 
+def frozen_dtype(device):
+    """The frozen LM under the head runs in fp16 autocast on CUDA (only the head trains, in fp32)."""
+    return "float16" if device.startswith("cuda") else "float32"
+
+
 def autocast(device, dtype):
     """Mixed precision for the forward pass; plain fp32 needs no context at all."""
     if dtype == "float32":
@@ -395,12 +400,11 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed):
     The LM is frozen, so its forward runs once here (fp16 autocast on CUDA) and the head is
     then fitted on these (N, K) tensors for many epochs without touching the logits again."""
     rng = np.random.default_rng(seed)
-    dtype = "float16" if device.startswith("cuda") else "float32"
     stats = []
     for _ in tqdm(range(math.ceil(n_tokens / (cfg.batch_size * cfg.block_size))), desc="frozen forward",
                   dynamic_ncols=True, leave=False):
         x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
-        with autocast(device, dtype):
+        with autocast(device, frozen_dtype(device)):
             logits = model(x)
         stats.append(head.bucket_stats(logits.view(-1, logits.size(-1)) / cfg.temperature, y.view(-1)))
     return tuple(torch.cat(parts) for parts in zip(*stats))
@@ -425,13 +429,6 @@ def fit_head_epoch(head, optimizer, stats, cfg, epoch):
         loss.backward()
         optimizer.step()
     return loss
-
-
-def head_kl(head, model, truth, cfg, device):
-    """KL(p* || q) and KL(p* || p_θ) on the truth windows; q is the head at cfg.temperature."""
-    with torch.no_grad(), autocast(device, "float16" if device.startswith("cuda") else "float32"):
-        logits = model(truth.x).float()
-    return kl_to_truth(truth.p, head(logits / cfg.temperature)), kl_to_truth(truth.p, logits)
 
 
 def train_head(cfg):
@@ -467,6 +464,10 @@ def train_head(cfg):
     train_stats = collect_stats(model, head, train_tokens, cfg.head_tokens, cfg, device, cfg.seed)
     val_stats = collect_stats(model, head, val_tokens, cfg.head_val_tokens, cfg, device, cfg.seed + 1)
     truth = Truth(meta, val_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
+    if truth is not None:  # the LM is frozen: its logits on the truth windows, and their KL, never change
+        with torch.no_grad(), autocast(device, frozen_dtype(device)):
+            truth_logits = model(truth.x).float()
+        kl_base = kl_to_truth(truth.p, truth_logits)
 
     def run_eval(epoch):
         with torch.no_grad():
@@ -474,7 +475,8 @@ def train_head(cfg):
         # CEs, normalised weights, their entropy, share above the lowest threshold, mass above each, c(r)
         row = {"epoch": epoch, **d}
         if truth is not None:
-            row["kl_head"], row["kl_base"] = head_kl(head, model, truth, cfg, device)
+            row["kl_head"] = kl_to_truth(truth.p, head(truth_logits / cfg.temperature))  # q at the head's T
+            row["kl_base"] = kl_base
         log_metrics(cfg.out_dir, row)
         tqdm.write(f"epoch {epoch}: base CE {d['base_ce']:.4f} | head CE {d['head_ce']:.4f} "
                    f"({d['relative_improvement']:+.2%})"
