@@ -1,7 +1,7 @@
 """Benchmark generation: tokens/s of sample.generate, and what each sampler adds per step.
 
     python bench_generate.py                       # minimind-26m, batch 1 and 64, 256 new tokens, top_p 0.9
-    python bench_generate.py --compile             # the same with torch.compile'd model forwards
+    python bench_generate.py --compile             # also torch.compile'd model forwards
     python bench_generate.py --device cpu --preset tiny --new_tokens 32 --batch_sizes 1 8
 
 Random weights (speed does not depend on them). When `transformers` is importable, Hugging
@@ -22,7 +22,7 @@ from sample import filter_logits, generate
 # 3x Hugging Face's static cache at batch 1, 1.5x at batch 64
 H100_ANCHORS = {("HF, default cache", 1): "120", ("HF, default cache", 64): "6,800",
                 ("HF, static cache", 1): "435", ("HF, static cache", 64): "20,000",
-                ("ours (sample.generate)", 1): "target >= 1,305", ("ours (sample.generate)", 64): "target >= 30,000"}
+                ("ours", 1): "target >= 1,305", ("ours", 64): "target >= 30,000"}
 
 
 def timed(fn, device, repeats):
@@ -88,7 +88,6 @@ def main():
         raise SystemExit(f"error: {args.prompt_tokens} + {args.new_tokens} tokens exceed the context {cfg.max_seq_len}")
     torch.manual_seed(0)
     model = Transformer(cfg).to(device, dtype).eval()
-    decoder = torch.compile(model) if args.compile else model
     head = MinPPlusHead().to(device)
     hf = None if args.no_hf else hf_twin(model)
     prompts = torch.randint(0, cfg.vocab_size, (max(args.batch_sizes), args.prompt_tokens)).tolist()
@@ -101,10 +100,16 @@ def main():
 
         agree = greedy_agreement(model, hf, prompts[:4], 16)
         print(f"# transformers {transformers.__version__}, same weights: greedy agrees on {agree} of 16 tokens")
+    cuda = device.startswith("cuda")
+    ours = {"ours, CUDA graph (sample.generate)": (model, True)} if cuda else {}
+    ours["ours, eager" if cuda else "ours (sample.generate)"] = (model, False)
+    if args.compile:
+        ours["ours, compiled" + (" + CUDA graph" if cuda else "")] = (torch.compile(model), cuda)
     print("\n| batch | generate | tokens/s | H100, minimind-26m (DESIGN §5) |\n| ---: | --- | ---: | ---: |")
     for batch in args.batch_sizes:
         rows = prompts[:batch]
-        runs = {"ours (sample.generate)": lambda: generate(decoder, rows, args.new_tokens, method="top_p", top_p=0.9)}
+        runs = {label: lambda m=m, g=g: generate(m, rows, args.new_tokens, method="top_p", top_p=0.9, cuda_graph=g)
+                for label, (m, g) in ours.items()}
         if hf is not None:
             ids = torch.tensor(rows, device=device)
             for label, extra in (("default cache", {}), ("static cache", {"cache_implementation": "static"})):
@@ -113,34 +118,34 @@ def main():
                     min_new_tokens=args.new_tokens, **extra)
         for label, fn in runs.items():
             seconds = timed(fn, device, args.repeats)
-            anchor = H100_ANCHORS.get((label, batch), "") if args.preset == "minimind-26m" else ""
-            print(f"| {batch} | {label} | {batch * args.new_tokens / seconds:,.0f} | {anchor} |")
+            anchor = ""
+            if args.preset == "minimind-26m":
+                anchor = H100_ANCHORS.get((label if label.startswith("HF") else "ours", batch), "")
+            print(f"| {batch} | {label} | {batch * args.new_tokens / seconds:,.0f} | {anchor} |", flush=True)
         if hf is None:
             why = "--no_hf" if args.no_hf else "transformers is not importable"
             print(f"| {batch} | Hugging Face generate | skipped: {why} | |")
 
-    # what each sampler adds to one decoding step: filter_logits + softmax + multinomial on (B, V) logits
-    print(f"\n| sampler, V = {cfg.vocab_size} | " + " | ".join(f"µs/step at batch {b}" for b in args.batch_sizes)
+    # what each sampler adds to a whole decoding step, measured inside generate itself
+    how = "CUDA graph" if cuda else "eager"
+    print(f"\n| sampler ({how}, V = {cfg.vocab_size}) | "
+          + " | ".join(f"µs/token-step at batch {b}" for b in args.batch_sizes)
           + " |\n| --- |" + " ---: |" * len(args.batch_sizes))
-    samplers = {"plain sampling (softmax + multinomial)": None,
-                "temperature 0.8": dict(method="temperature", temperature=0.8),
+    samplers = {"plain sampling (temperature 1)": dict(method="temperature"),
                 "top_p 0.9": dict(method="top_p", top_p=0.9), "min_p 0.05": dict(method="min_p", min_p=0.05),
-                "minpplus (32 thresholds)": dict(method="minpplus", head=head)}
-    logits = torch.randn(max(args.batch_sizes), cfg.vocab_size, device=device, dtype=dtype) * 3
+                "minpplus (32 thresholds)": dict(method="minpplus", head=head),
+                "greedy (argmax, no sampling)": dict(do_sample=False)}
     base = {}
     for label, params in samplers.items():
         cells = []
         for b in args.batch_sizes:
-            z = logits[:b]
-            if params is None:
-                seconds = timed(lambda: torch.multinomial(torch.softmax(z.float(), -1), 1), device, 50)
-                base[b] = seconds
-                cells.append(f"{seconds * 1e6:,.0f}")
-            else:
-                seconds = timed(lambda: torch.multinomial(torch.softmax(filter_logits(z, **params), -1), 1), device, 50)
-                cells.append(f"{seconds * 1e6:,.0f} ({(seconds - base[b]) * 1e6:+,.0f})")
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    print("\n(in brackets: added over plain sampling)")
+            seconds = timed(lambda: generate(model, prompts[:b], args.new_tokens, **params), device, args.repeats)
+            step_us = seconds / args.new_tokens * 1e6
+            base.setdefault(b, step_us)
+            cells.append(f"{step_us:,.0f}" + (f" ({step_us - base[b]:+,.0f})" if label != next(iter(samplers)) else ""))
+        print(f"| {label} | " + " | ".join(cells) + " |", flush=True)
+    print("\n(in brackets: added per step over plain sampling; each figure includes the prefill and the "
+          "graph capture, spread over the new tokens)")
 
 
 if __name__ == "__main__":

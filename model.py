@@ -83,19 +83,38 @@ def apply_rope(x, cos, sin):
 class KVCache:
     """Preallocated keys and values of every layer for incremental decoding.
 
-    Prompts of different lengths are left-padded; `pad[b]` counts row b's padding so
-    that its positions start at 0 at its first real token and padding is never attended."""
+    Two phases. Prefill: `model(prompt, cache=cache)`, in one chunk or several, fills slots
+    0..length-1 (`length` is a Python int). Then `begin_decoding()`: from there on each
+    `model(token, cache=cache)` takes one token per row, writes it at the device-side `slot`
+    and attends over the whole buffer under a mask, so every step has the same shapes and no
+    host sync: one step can be captured in a CUDA graph (sample.generate) or compiled once.
+    Prompts of different lengths are left-padded; `pad[b]` counts row b's padding so that
+    its positions start at 0 at its first real token and padding is never attended."""
 
     def __init__(self, config, batch_size, max_len, device, dtype, pad=None):
+        if max_len > config.max_seq_len:
+            raise ValueError(f"a cache of {max_len} slots exceeds max_seq_len={config.max_seq_len}")
         shape = (batch_size, config.n_kv_heads, max_len, config.head_dim)
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layers)]
         self.max_len = max_len
-        self.length = 0  # slots filled so far, the same for every row
+        self.length = 0  # slots filled by the prefill, the same for every row
         self.pad = pad  # (B,) long tensor, or None when no row is padded
+        self.decoding = False
+        self.slot = None  # with decoding: (1,) long on the device, the slot the next token goes to
+        self.key_slots = torch.arange(max_len, device=device)
+
+    def begin_decoding(self):
+        self.decoding = True
+        self.slot = torch.full((1,), self.length, dtype=torch.long, device=self.key_slots.device)
 
     def update(self, layer, k, v):
-        """Write this step's k, v (B, Hkv, T, hd) and return all keys and values so far."""
+        """Write this step's k, v (B, Hkv, T, hd); return the keys and values to attend over:
+        those so far while prefilling, the whole (masked) buffer while decoding."""
+        if self.decoding:
+            self.k[layer].index_copy_(2, self.slot, k)
+            self.v[layer].index_copy_(2, self.slot, v)
+            return self.k[layer], self.v[layer]
         start, end = self.length, self.length + k.shape[2]
         self.k[layer][:, :, start:end] = k
         self.v[layer][:, :, start:end] = v
@@ -181,6 +200,8 @@ class Transformer(nn.Module):
 
     def forward(self, idx, targets=None, cache=None):
         B, T = idx.shape
+        if cache is not None and cache.decoding:
+            return self._decode(idx, cache)
         start = cache.length if cache is not None else 0
         if start + T > self.config.max_seq_len:
             raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len={self.config.max_seq_len}; crop it")
@@ -198,6 +219,25 @@ class Transformer(nn.Module):
             return logits
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
+
+    def _decode(self, idx, cache):
+        """One token per row (B, 1) at cache.slot -> logits (B, 1, V); shapes never change."""
+        if idx.shape[1] != 1:
+            raise ValueError(f"a decoding step takes one token per row, got {idx.shape[1]}: prefill before "
+                             "cache.begin_decoding()")
+        slot, keys = cache.slot, cache.key_slots
+        visible = keys <= slot  # (S,): this token and every slot before it
+        positions = slot.expand(idx.shape[0])
+        if cache.pad is not None:
+            visible = visible & (keys >= cache.pad[:, None])  # (B, S): never a row's left padding
+            positions = slot - cache.pad
+        mask = visible.view(-1, 1, 1, cache.max_len)
+        cos, sin = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]  # (B, 1, hd/2)
+        x = self.tok_emb(idx)
+        for layer, block in enumerate(self.layers):
+            x = block(x, cos, sin, mask, cache, layer)
+        cache.slot += 1
+        return self.output(self.norm(x))
 
     @staticmethod
     def _positions_and_mask(slots, end, pad):

@@ -58,7 +58,8 @@ def entropy_of(log_p):
 
 
 def greedy(logits):
-    first_max = F.one_hot(logits.argmax(-1), logits.size(-1)).bool()  # ties: the lowest id, as argmax
+    ids = torch.arange(logits.size(-1), device=logits.device)  # not F.one_hot: it checks its input on the host
+    first_max = ids == logits.argmax(-1, keepdim=True)  # ties: the lowest id, as argmax
     return logits.masked_fill(~first_max, float("-inf"))
 
 
@@ -199,9 +200,32 @@ def crop_prompts(prompts, max_prompt_len):
     return [p[-max_prompt_len:] for p in prompts]
 
 
+def draw(logits, generator=None):
+    """One token id per row, drawn from softmax(logits) (B, V).
+
+    An exponential race: with E_v ~ Exp(1), argmax p_v / E_v is token v with probability p_v
+    (E_v / p_v is exponential with rate p_v; the smallest of them wins). Unlike
+    torch.multinomial it never waits for the GPU, so a decoding step can be a CUDA graph."""
+    probs = F.softmax(logits.float(), dim=-1)
+    race = torch.empty_like(probs).exponential_(generator=generator)  # never 0: no 0 / 0 for removed tokens
+    return probs.div_(race).argmax(-1)
+
+
+def replayable(step, device, generator):
+    """Capture step() in a CUDA graph and return the graph's replay: one launch for the
+    hundreds of small kernels of a decoding step. Only tensors updated in place carry state
+    between replays; step must already have run once (lazy initialisation cannot be captured)."""
+    graph = torch.cuda.CUDAGraph()
+    if generator is not None:
+        graph.register_generator_state(generator)  # a user's generator, not only the default one
+    with torch.cuda.device(device), torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
 @torch.inference_mode()
 def generate(model, prompts, max_new_tokens, method="temperature", do_sample=True, eos_id=None,
-             generator=None, **params):
+             generator=None, cuda_graph=True, **params):
     """Decode up to max_new_tokens after each prompt; returns one list of new token ids per prompt.
 
     prompts: a list of token-id lists (lengths may differ; they are left-padded, with per-row
@@ -209,7 +233,9 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
     list includes it); the others go on. do_sample=False is argmax whatever the method.
     params: temperature, temperature_last and the method's parameter, as in filter_logits.
     The prompt and the new tokens must fit in the context: a prompt longer than
-    max_seq_len - max_new_tokens keeps its last tokens, with a warning."""
+    max_seq_len - max_new_tokens keeps its last tokens, with a warning.
+    On CUDA each decoding step after the first is replayed from a CUDA graph unless
+    cuda_graph=False; the tokens are the same either way."""
     prompts = prompts.tolist() if torch.is_tensor(prompts) else [list(p) for p in prompts]
     check_params(method, value_needed=do_sample, **params)  # fail before the prefill, not at the first step
     if not isinstance(max_new_tokens, int) or max_new_tokens < 0:
@@ -226,27 +252,41 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
                          "this generator has no sliding window")
     prompts = crop_prompts(prompts, context - max_new_tokens)
     weight = next(model.parameters())
+    device = weight.device
     idx, pad = left_pad(prompts)
-    cache = KVCache(model.config, len(prompts), idx.size(1) + max_new_tokens, weight.device, weight.dtype,
-                    pad=pad.to(weight.device) if pad.any() else None)
-    logits = model(idx.to(weight.device), cache=cache)[:, -1]  # prefill: every prompt token at once
-    done = torch.zeros(len(prompts), dtype=torch.bool, device=weight.device)
-    new_tokens = []
-    for step in range(max_new_tokens):
-        if do_sample:
-            probs = F.softmax(filter_logits(logits, method, **params), dim=-1)
-            token = torch.multinomial(probs, 1, generator=generator)[:, 0]
-        else:
-            token = logits.argmax(-1)
-        new_tokens.append(token.masked_fill(done, -1))  # -1: this row had already ended
+    cache = KVCache(model.config, len(prompts), idx.size(1) + max_new_tokens, device, weight.dtype,
+                    pad=pad.to(device) if pad.any() else None)
+
+    def choose(logits):  # (B, V) -> (B,)
+        return draw(filter_logits(logits, method, **params), generator) if do_sample else logits.argmax(-1)
+
+    token = choose(model(idx.to(device), cache=cache)[:, -1])  # prefill: every prompt token at once
+    cache.begin_decoding()
+    # the state a decoding step carries, all on the device and updated in place (so a graph can replay it)
+    new_tokens = torch.full((len(prompts), max_new_tokens), -1, device=device)  # -1: row had already ended
+    column = torch.zeros(1, dtype=torch.long, device=device)
+    done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
+
+    def record():  # the current token goes into its column; a row ends at its EOS
+        new_tokens.index_copy_(1, column, token.masked_fill(done, -1)[:, None])
+        column.add_(1)
         if eos_id is not None:
-            done |= token == eos_id
-            if step % EOS_CHECK_EVERY == EOS_CHECK_EVERY - 1 and done.all():
-                break
-        if step + 1 < max_new_tokens:
-            logits = model(token[:, None], cache=cache)[:, -1]
-    rows = torch.stack(new_tokens, 1).tolist()
-    return [[t for t in row if t >= 0] for row in rows]
+            done.logical_or_(token == eos_id)
+
+    def step():
+        record()
+        token.copy_(choose(model(token[:, None], cache=cache)[:, -1]))
+
+    run_step = step
+    for n in range(max_new_tokens - 1):
+        if n == 1 and cuda_graph and device.type == "cuda":
+            run_step = replayable(step, device, generator)  # after step 0 ran eagerly as the warm-up
+        run_step()
+        if eos_id is not None and n % EOS_CHECK_EVERY == EOS_CHECK_EVERY - 1 and done.all():
+            break
+    else:
+        record()  # the last token needs no forward
+    return [[t for t in row if t >= 0] for row in new_tokens.tolist()]
 
 
 # ----------------------------------------------------------------------------

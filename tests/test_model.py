@@ -54,6 +54,34 @@ def test_left_padded_rows_equal_unpadded_forward():
     assert torch.allclose(nxt[1, 0], model(torch.cat([long, step[1:]], 1))[0, -1], atol=1e-5)
 
 
+@pytest.mark.parametrize("pad", [None, [5, 0, 2]])
+def test_fixed_shape_decoding_steps_equal_full_forward(pad):
+    """After begin_decoding each step writes at the device-side slot and attends over the
+    whole buffer under a mask: the logits must still be those of a plain forward, per row."""
+    model = tiny_model()
+    pad = torch.tensor(pad) if pad is not None else None
+    rows = [torch.randint(0, 61, (1, 20)) for _ in range(3)]
+    prompt_len, total = 8, 20
+    lengths = [prompt_len - (int(pad[r]) if pad is not None else 0) for r in range(3)]
+    prompt = torch.zeros(3, prompt_len, dtype=torch.long)
+    for r, n in enumerate(lengths):
+        prompt[r, prompt_len - n:] = rows[r][0, :n]
+    cache = KVCache(model.config, 3, 30, "cpu", torch.float32, pad=pad)
+    model(prompt, cache=cache)
+    cache.begin_decoding()
+    for t in range(total - prompt_len):
+        token = torch.stack([rows[r][0, lengths[r] + t] for r in range(3)])[:, None]
+        logits = model(token, cache=cache)[:, 0]
+        for r in range(3):
+            expected = model(rows[r][:, :lengths[r] + t + 1])[0, -1]
+            assert torch.allclose(logits[r], expected, atol=1e-5)
+    assert int(cache.slot) == prompt_len + total - prompt_len
+    with pytest.raises(ValueError, match="one token per row"):
+        model(torch.zeros(3, 2, dtype=torch.long), cache=cache)
+    with pytest.raises(ValueError, match="exceeds max_seq_len"):
+        KVCache(model.config, 1, 41, "cpu", torch.float32)
+
+
 def test_rotary_scores_depend_only_on_relative_position():
     head_dim = 16
     cos, sin = rope_tables(head_dim, 64, 10000.0)

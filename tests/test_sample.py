@@ -1,4 +1,5 @@
 """The specification of sample.py: what each sampling method keeps, and how generate decodes."""
+import copy
 import dataclasses
 import math
 
@@ -209,9 +210,39 @@ def generate_by_full_forward(model, prompt, max_new_tokens, generator, **params)
     for _ in range(max_new_tokens):
         with torch.no_grad():
             logits = model(torch.tensor([seq]))[:, -1]
-        probs = F.softmax(filter_logits(logits, **params), -1)
-        seq.append(torch.multinomial(probs, 1, generator=generator).item())
+        seq.append(sample.draw(filter_logits(logits, **params), generator).item())
     return seq[len(prompt):]
+
+
+def test_draw_samples_the_softmax_and_never_a_removed_token():
+    probs = torch.tensor([0.5, 0.25, 0.15, 0.1, 0.0])
+    logits = probs.log().expand(40_000, 5)  # log 0 = -inf: a removed token
+    counts = torch.bincount(sample.draw(logits, torch.Generator().manual_seed(0)), minlength=5)
+    assert counts[4] == 0
+    expected = probs[:4] * 40_000
+    chi2 = ((counts[:4] - expected) ** 2 / expected).sum()
+    assert chi2 < 16.3  # the 99.9% point of chi-square with 3 degrees of freedom
+    one_left = torch.full((3, 7), float("-inf"))
+    one_left[torch.arange(3), torch.tensor([6, 0, 3])] = 2.0
+    assert sample.draw(one_left).tolist() == [6, 0, 3]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("params", [dict(do_sample=False), dict(method="top_p", top_p=0.9),
+                                    dict(method="minpplus", temperature=0.9)])
+def test_cuda_graph_generation_equals_eager_generation_on_cuda(model, params):
+    gpu = copy.deepcopy(model).cuda()
+    if params.get("method") == "minpplus":
+        params = {**params, "head": MinPPlusHead.from_weights([0.0, 0.01, 0.1], [0.2, 0.5, 0.3]).cuda()}
+    prompts = [[5], [1, 2, 3, 4, 5, 6, 7, 8, 9], [30, 31, 7, 7]]
+
+    def run(cuda_graph):
+        return generate(gpu, prompts, 30, eos_id=4, cuda_graph=cuda_graph,
+                        generator=torch.Generator("cuda").manual_seed(11), **params)
+
+    graphed = run(True)
+    assert graphed == run(False)
+    assert graphed == run(True)  # and a second capture replays the same
 
 
 @pytest.mark.parametrize("params", [dict(method="greedy"), dict(method="top_p", top_p=0.9),
