@@ -4,6 +4,7 @@
     python bench_head.py --device cpu         # small defaults, same table
     python bench_head.py --compile            # also torch.compile the per-chunk statistics
     python bench_head.py --training           # whole head training vs the frozen forward alone
+    python bench_head.py --profile            # the CUDA kernels of head.py's step, by time
 
 Paths, each on the same (rows, V) logits:
   cross_entropy   F.cross_entropy(logits, y), backward to the logits (the LM's own loss)
@@ -59,8 +60,14 @@ def sums_sort(values, buckets, K):
     return starts[:, 1:] - starts[:, :-1]
 
 
+def sums_scatter_128_lanes(values, buckets, K, scatter=head_module.bucket_sums):  # bound now: it gets patched
+    """head.py's scatter with 4x as many lanes: less queueing on each address, 4x the sums to add up."""
+    return scatter(values, buckets, K, lanes=128)
+
+
 VARIANTS = {
     "scatter, 32 lanes (head.py)": None,
+    "scatter, 128 lanes": sums_scatter_128_lanes,
     "scatter into (n, K)": sums_scatter_plain,
     "bincount": sums_bincount,
     "K masked sums": sums_compare,
@@ -158,7 +165,7 @@ def make_steps(head, logits, targets, args):
             if compiled is not None:
                 swaps["chunk_stats"] = compiled
             with patched(**swaps):
-                S, b, logp_y = head.bucket_stats(logits, targets, chunk_size=args.chunk_size)
+                S, b, logp_y = head.bucket_stats(logits, targets, chunk_size=args.chunk_size, check=False)
             head.loss_from_stats(S, b, logp_y).backward()
             return S
         return step
@@ -234,20 +241,59 @@ def bench_training(args, device):
             with train.autocast(str(device), train.frozen_dtype(str(device))):
                 model(x)
 
-    def head_training():
-        head = MinPPlusHead(args.K).to(device)
-        optimizer = train.AdamW(head.parameters(), lr=cfg.head_lr, weight_decay=0.0)
-        stats = train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device), cfg.seed)
-        for epoch in range(cfg.head_epochs):
-            train.fit_head_epoch(head, optimizer, stats, cfg, epoch)
+    head = MinPPlusHead(args.K).to(device)
 
-    forward_ms = time_ms(frozen_forward, device, 1, 3)
-    training_ms = time_ms(head_training, device, 1, 3)
+    def statistics():
+        return train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device), cfg.seed)
+
+    stats = statistics()
+
+    def fitting():
+        fitted = MinPPlusHead(args.K).to(device)
+        optimizer = train.AdamW(fitted.parameters(), lr=cfg.head_lr, weight_decay=0.0)
+        for epoch in range(cfg.head_epochs):
+            train.fit_head_epoch(fitted, optimizer, stats, cfg, epoch)
+
+    def head_training():
+        nonlocal stats
+        stats = statistics()
+        fitting()
+
+    times = {"frozen forward alone": time_ms(frozen_forward, device, 1, 3),
+             "frozen forward + bucket statistics (train.collect_stats)": time_ms(statistics, device, 1, 3),
+             f"fitting alone ({cfg.head_epochs} epochs of minibatch AdamW on the statistics)": time_ms(fitting, device, 1, 3),
+             "head training (forward + statistics + fitting)": time_ms(head_training, device, 1, 3)}
+    steps = cfg.head_epochs * -(-len(stats[0]) // cfg.head_batch_size)
     print(f"\nWhole head training vs frozen forward, {args.preset} (V {settings['vocab_size']}), "
-          f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs, on {device_name(device)}\n")
+          f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs = {steps} AdamW steps of {cfg.head_batch_size} rows, "
+          f"on {device_name(device)}\n")
     print("| what | ms | × frozen forward |\n| --- | ---: | ---: |")
-    print(f"| frozen forward alone | {forward_ms:,.0f} | 1.00 |")
-    print(f"| head training (forward + statistics + fitting) | {training_ms:,.0f} | {training_ms / forward_ms:.2f} |")
+    for what, ms in times.items():
+        print(f"| {what} | {ms:,.0f} | {ms / times['frozen forward alone']:.2f} |")
+
+
+def profile_stats(args, device, dtype):
+    """The CUDA kernels of head.py's statistics step (bucket_stats + loss + backward), by time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for V in args.vocab:
+        head = MinPPlusHead(args.K).to(device)
+        logits = (torch.randn(args.rows, V, device=device) * 2.5).to(dtype)
+        targets = torch.randint(0, V, (args.rows,), device=device)
+
+        def step():
+            head.theta.grad = None
+            head.loss_from_stats(*head.bucket_stats(logits, targets, check=False)).backward()
+
+        for _ in range(3):
+            step()
+        sync(device)
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(10):
+                step()
+            sync(device)
+        print(f"\nV = {V}, {args.rows} rows, 10 steps:")
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=50))
 
 
 def main(argv=None):
@@ -266,6 +312,7 @@ def main(argv=None):
     parser.add_argument("--skip_naive", action="store_true", help="skip the slow autograd-gather path")
     parser.add_argument("--training", action="store_true",
                         help="instead: whole head training vs the frozen forward (model --preset, V = first --vocab)")
+    parser.add_argument("--profile", action="store_true", help="instead: torch.profiler table of head.py's step")
     parser.add_argument("--preset", default="minimind-26m", help="with --training")
     parser.add_argument("--train_tokens", type=int, default=262_144, help="with --training")
     parser.add_argument("--train_batch", type=int, default=16, help="with --training")
@@ -279,6 +326,8 @@ def main(argv=None):
     dtype = getattr(torch, args.dtype or ("float16" if cuda else "float32"))
     if args.training:
         return bench_training(args, device)
+    if args.profile:
+        return profile_stats(args, device, dtype)
     chunks = args.chunk_size or ", ".join(str(head_module.default_chunk_rows(V, device)) for V in args.vocab)
     print(f"device: {device_name(device)} | torch {torch.__version__} | rows {args.rows} | K {args.K} | "
           f"logits {str(dtype).replace('torch.', '')} | chunk rows {chunks}{' | compiled' if args.compile else ''}")

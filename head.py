@@ -107,14 +107,13 @@ def log_ratio(logits):
     return logits - zmax  # half logits are promoted exactly inside the subtraction: no fp32 copy first
 
 
-def bucket_sums(values, buckets, num_buckets):
+def bucket_sums(values, buckets, num_buckets, lanes=SCATTER_LANES):
     """Per-row sums of values (n, V) grouped by bucket index (n, V) -> (n, num_buckets).
 
     Most tokens of a row sit in bucket 0, so a plain scatter_add_ into (n, K) makes the GPU's
-    atomics queue on one address per row; scattering into SCATTER_LANES copies of the K sums
+    atomics queue on one address per row; scattering into `lanes` copies of the K sums
     (lane = column mod lanes) spreads them out, and one small sum merges the copies."""
     n, V = values.shape
-    lanes = SCATTER_LANES
     main = V - V % lanes
     sums = values.new_zeros(n, num_buckets, lanes)
     shape = (n, main // lanes, lanes)  # column v goes to lane v % lanes
@@ -136,6 +135,12 @@ def chunk_stats(logits, targets, log_tau, num_buckets):
     mass = bucket_sums(ratios, buckets, num_buckets)
     total = mass.sum(1)  # sum_v r_v = 1 / max p, at least 1
     return mass / total[:, None], b, gap_y - total.log()
+
+
+def check_finite_stats(logp_y):
+    if torch.isnan(logp_y).any():
+        raise ValueError("bucket_stats: some rows of logits hold NaN or +inf (or are all -inf): "
+                         "the frozen model's forward has overflowed; check its dtype and checkpoint")
 
 
 def default_chunk_rows(vocab_size, device):
@@ -187,18 +192,20 @@ class MinPPlusHead(nn.Module):
         return logits.float() + self.log_cumulative_weights()[self.buckets(logits)]
 
     @torch.no_grad()
-    def bucket_stats(self, logits, targets, chunk_size=None):
+    def bucket_stats(self, logits, targets, chunk_size=None, check=True):
         """(S, b, logp_y): probability mass per bucket (N, K) fp32, the target's bucket (N,) long,
         log p of the target (N,) fp32, from logits (N, V) of any float dtype, chunk by chunk.
 
         Peak extra memory is about 12 bytes * chunk_size * V (fp32 log ratios, int64 buckets);
-        chunk_size None picks one for the device (default_chunk_rows)."""
+        chunk_size None picks one for the device (default_chunk_rows). check=False skips the
+        target-range and NaN checks, each of which waits for the GPU: for a caller that runs
+        this once per batch and checks the results once at the end (train.collect_stats)."""
         if logits.dim() != 2 or targets.shape != logits.shape[:1]:
             raise ValueError(f"bucket_stats wants logits (N, V) and targets (N,), got {tuple(logits.shape)} "
                              f"and {tuple(targets.shape)}: flatten the batch and time dimensions first")
         N, V = logits.shape
         K = len(self.tau)
-        if N and (targets.min() < 0 or targets.max() >= V):
+        if check and N and (targets.min() < 0 or targets.max() >= V):
             raise ValueError(f"targets must lie in [0, {V}): drop ignored (-1) positions before bucket_stats")
         chunk_size = chunk_size or default_chunk_rows(V, logits.device)
         log_tau = self.nonzero_log_thresholds().to(logits.device)
@@ -208,9 +215,8 @@ class MinPPlusHead(nn.Module):
         for start in range(0, N, chunk_size):
             rows = slice(start, start + chunk_size)
             S[rows], b[rows], logp_y[rows] = chunk_stats(logits[rows], targets[rows], log_tau, K)
-        if torch.isnan(logp_y).any():
-            raise ValueError("bucket_stats: some rows of logits hold NaN or +inf (or are all -inf): "
-                             "the frozen model's forward has overflowed; check its dtype and checkpoint")
+        if check:
+            check_finite_stats(logp_y)
         return S, b, logp_y
 
     def loss_from_stats(self, S, b, logp_y):

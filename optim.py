@@ -55,7 +55,8 @@ class AdamW(torch.optim.Optimizer):
                 state["step"] += 1
                 t = state["step"].item()
 
-                p.mul_(1 - lr * wd)  # decoupled decay: shrinks p directly, never enters m or v
+                if wd:  # decoupled decay: shrinks p directly, never enters m or v
+                    p.mul_(1 - lr * wd)
                 exp_avg.lerp_(grad, 1 - beta1)
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 # bias correction undoes the zero initialisation of m and v; same operation order

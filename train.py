@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import data
-from head import MinPPlusHead, diagnostics, format_diagnostics, plot_curve
+from head import MinPPlusHead, check_finite_stats, diagnostics, format_diagnostics, plot_curve
 from model import PRESETS, ModelConfig, Transformer, fingerprint, load_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
 
@@ -406,8 +406,11 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed):
         x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
         with autocast(device, frozen_dtype(device)):
             logits = model(x)
-        stats.append(head.bucket_stats(logits.view(-1, logits.size(-1)) / cfg.temperature, y.view(-1)))
-    return tuple(torch.cat(parts) for parts in zip(*stats))
+        # no per-batch checks: a host sync here would idle the GPU while the next forward is launched
+        stats.append(head.bucket_stats(logits.view(-1, logits.size(-1)) / cfg.temperature, y.view(-1), check=False))
+    S, b, logp_y = (torch.cat(parts) for parts in zip(*stats))
+    check_finite_stats(logp_y)
+    return S, b, logp_y
 
 
 def fit_head_epoch(head, optimizer, stats, cfg, epoch):
@@ -416,13 +419,14 @@ def fit_head_epoch(head, optimizer, stats, cfg, epoch):
     steps_per_epoch = math.ceil(n_rows / cfg.head_batch_size)
     generator = torch.Generator().manual_seed(cfg.seed + epoch)  # per-epoch shuffle: a resumed run replays it
     order = torch.randperm(n_rows, generator=generator).to(stats[0].device)
+    shuffled = [t[order] for t in stats]  # once per epoch: each minibatch is then a slice, not a gather
     for i in range(steps_per_epoch):
         step = epoch * steps_per_epoch + i
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, cfg.head_lr, cfg.head_lr / 10, steps_per_epoch,
                                     cfg.head_epochs * steps_per_epoch)
-        rows = order[i * cfg.head_batch_size:(i + 1) * cfg.head_batch_size]
-        loss = head.loss_from_stats(*(t[rows] for t in stats))
+        rows = slice(i * cfg.head_batch_size, (i + 1) * cfg.head_batch_size)
+        loss = head.loss_from_stats(*(t[rows] for t in shuffled))
         if cfg.head_reg != "none":
             loss = loss + cfg.head_reg_weight * head.regulariser(cfg.head_reg)
         optimizer.zero_grad(set_to_none=True)
