@@ -68,8 +68,8 @@ class TrainConfig:
     head_tokens: int = 200_000  # train tokens whose bucket statistics the head is fitted on
     head_val_tokens: int = 50_000
     head_epochs: int = 10
-    head_batch_size: int = 4096
-    head_lr: float = 0.05
+    head_batch_size: int = 16384  # large minibatches, few steps: each step costs launches, not arithmetic
+    head_lr: float = 0.1
     head_reg: str = "none"  # none | smooth (spread the weights) | sparse (concentrate them)
     head_reg_weight: float = 0.0
     head_prune_below: float = 0.0  # at export, drop weights below this share of the total
