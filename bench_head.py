@@ -259,10 +259,11 @@ def bench_training(args, device):
         stats = statistics()
         fitting()
 
-    times = {"frozen forward alone": time_ms(frozen_forward, device, 1, 3),
-             "frozen forward + bucket statistics (train.collect_stats)": time_ms(statistics, device, 1, 3),
-             f"fitting alone ({cfg.head_epochs} epochs of minibatch AdamW on the statistics)": time_ms(fitting, device, 1, 3),
-             "head training (forward + statistics + fitting)": time_ms(head_training, device, 1, 3)}
+    parts = {"frozen forward alone": frozen_forward,
+             "frozen forward + bucket statistics (train.collect_stats)": statistics,
+             f"fitting alone ({cfg.head_epochs} epochs of minibatch AdamW on the statistics)": fitting,
+             "head training (forward + statistics + fitting)": head_training}
+    times = {what: time_ms(fn, device, 2, 5) for what, fn in parts.items()}
     steps = cfg.head_epochs * -(-len(stats[0]) // cfg.head_batch_size)
     print(f"\nWhole head training vs frozen forward, {args.preset} (V {settings['vocab_size']}), "
           f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs = {steps} AdamW steps of {cfg.head_batch_size} rows, "

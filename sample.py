@@ -3,7 +3,7 @@
     python sample.py --method top_p --top_p 0.9
     python sample.py --method min_p --min_p 0.05 --prompt "the old king" --num_samples 5
     python sample.py --method minpplus --head out/head.json
-    python sample.py --compile --num_samples 64 --max_new_tokens 256   # throughput on a GPU
+    python sample.py --compile --num_samples 64 --max_new_tokens 100   # throughput on a GPU
 
 Library:
 - `filter_logits(logits, method, temperature=1.0, ..., top_p=None, ...)` returns fp32 logits
