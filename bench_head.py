@@ -250,9 +250,10 @@ def bench_training(args, device):
 
     def fitting():
         fitted = MinPPlusHead(args.K).to(device)
-        optimizer = train.AdamW(fitted.parameters(), lr=cfg.head_lr, weight_decay=0.0)
+        fit_epoch = train.head_fitter(fitted, train.head_optimizer(fitted, cfg), stats, cfg,
+                                      cuda_graph=not args.no_graph)
         for epoch in range(cfg.head_epochs):
-            train.fit_head_epoch(fitted, optimizer, stats, cfg, epoch)
+            fit_epoch(epoch)
 
     def head_training():
         nonlocal stats
@@ -264,10 +265,10 @@ def bench_training(args, device):
              f"fitting alone ({cfg.head_epochs} epochs of minibatch AdamW on the statistics)": fitting,
              "head training (forward + statistics + fitting)": head_training}
     times = {what: time_ms(fn, device, 2, 5) for what, fn in parts.items()}
-    steps = cfg.head_epochs * -(-len(stats[0]) // cfg.head_batch_size)
+    steps = cfg.head_epochs * (len(stats[0]) // cfg.head_batch_size)
     print(f"\nWhole head training vs frozen forward, {args.preset} (V {settings['vocab_size']}), "
-          f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs = {steps} AdamW steps of {cfg.head_batch_size} rows, "
-          f"on {device_name(device)}\n")
+          f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs = {steps} AdamW steps of {cfg.head_batch_size} rows"
+          f"{' (no CUDA graph)' if args.no_graph else ''}, on {device_name(device)}\n")
     print("| what | ms | × frozen forward |\n| --- | ---: | ---: |")
     for what, ms in times.items():
         print(f"| {what} | {ms:,.0f} | {ms / times['frozen forward alone']:.2f} |")
@@ -318,6 +319,7 @@ def main(argv=None):
     parser.add_argument("--train_tokens", type=int, default=262_144, help="with --training")
     parser.add_argument("--train_batch", type=int, default=16, help="with --training")
     parser.add_argument("--head_epochs", type=int, default=10, help="with --training")
+    parser.add_argument("--no_graph", action="store_true", help="with --training: fit without the CUDA graph")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"

@@ -268,6 +268,20 @@ class Transformer(nn.Module):
         return 6 * self.num_params() + 12 * self.config.n_layers * self.config.dim * seq_len
 
 
+def cuda_graph_replay(step, device, generator=None):
+    """Capture step() in a CUDA graph and return the graph's replay: one launch instead of
+    the hundreds of small ones of a decoding step (sample.generate) or of a head-fitting step
+    (train.py). Only tensors updated in place carry state between replays; step must already
+    have run once (lazy initialisation cannot be captured). A user's generator is registered
+    so that each replay draws new numbers from it."""
+    graph = torch.cuda.CUDAGraph()
+    if generator is not None:
+        graph.register_generator_state(generator)
+    with torch.cuda.device(device), torch.cuda.graph(graph):
+        step()
+    return graph.replay
+
+
 def fingerprint(model):
     """A short hash of the weights: names the exact model a MinP+ head was trained on,
     wherever its checkpoint file is later moved."""

@@ -19,9 +19,13 @@ class AdamW(torch.optim.Optimizer):
         p <- p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
     Per-parameter state: "step", "exp_avg" (m) and "exp_avg_sq" (v), as in torch, so a
     state_dict moves between the two.
+
+    capturable=True keeps "step" on the parameter's device and computes the bias corrections
+    there, and lr may be a 0-d tensor: no host value is read, so a step can be captured in a
+    CUDA graph and replayed (train.py's head fitting does), as torch's capturable=True.
     """
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, capturable=False):
         if lr < 0:
             raise ValueError(f"AdamW: lr={lr} is negative; pass lr >= 0")
         if not all(0.0 <= beta < 1.0 for beta in betas):
@@ -30,7 +34,7 @@ class AdamW(torch.optim.Optimizer):
             raise ValueError(f"AdamW: eps={eps} is negative; pass eps >= 0, e.g. 1e-8")
         if weight_decay < 0:
             raise ValueError(f"AdamW: weight_decay={weight_decay} is negative; pass weight_decay >= 0")
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, capturable=capturable))
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -48,12 +52,16 @@ class AdamW(torch.optim.Optimizer):
                     raise ValueError("AdamW: sparse gradients are not supported; use a dense nn.Embedding")
                 state = self.state[p]
                 if not state:  # created lazily, so a parameter's first gradient starts its own count
-                    state["step"] = torch.tensor(0.0)  # a float tensor, as torch keeps it
+                    # a float tensor, as torch keeps it: on the host, or beside p when capturable
+                    state["step"] = torch.zeros((), device=p.device if group["capturable"] else "cpu")
                     state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                     state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
                 exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
                 state["step"] += 1
-                t = state["step"].item()
+                if group["capturable"]:  # in p's precision, at least fp32: 1 - beta^t loses digits in less
+                    t = state["step"].to(torch.promote_types(p.dtype, torch.float32))
+                else:
+                    t = state["step"].item()
 
                 if wd:  # decoupled decay: shrinks p directly, never enters m or v
                     p.mul_(1 - lr * wd)
@@ -61,6 +69,10 @@ class AdamW(torch.optim.Optimizer):
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
                 # bias correction undoes the zero initialisation of m and v; same operation order
                 # as torch (divide sqrt(v), then add eps) so results agree to the last bit
+                if group["capturable"]:  # t (and maybe lr) are tensors: the same formula, on the device
+                    denom = (exp_avg_sq.sqrt() / (1 - beta2 ** t).sqrt()).add_(eps)
+                    p.sub_(exp_avg / denom * (lr / (1 - beta1 ** t)))
+                    continue
                 step_size = lr / (1 - beta1 ** t)
                 denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** t)).add_(eps)
                 p.addcdiv_(exp_avg, denom, value=-step_size)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import data
 from head import MinPPlusHead
-from model import KVCache, fingerprint, load_checkpoint
+from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint
 
 # a prefix whose mass is within this of top_p / typical_p counts as reaching it: fp32
 # probabilities cannot tell 0.8 from 0.79999995, and users mean the former
@@ -212,18 +212,6 @@ def draw(logits, generator=None):
     return probs.div_(race).argmax(-1)
 
 
-def replayable(step, device, generator):
-    """Capture step() in a CUDA graph and return the graph's replay: one launch for the
-    hundreds of small kernels of a decoding step. Only tensors updated in place carry state
-    between replays; step must already have run once (lazy initialisation cannot be captured)."""
-    graph = torch.cuda.CUDAGraph()
-    if generator is not None:
-        graph.register_generator_state(generator)  # a user's generator, not only the default one
-    with torch.cuda.device(device), torch.cuda.graph(graph):
-        step()
-    return graph.replay
-
-
 @torch.inference_mode()
 def generate(model, prompts, max_new_tokens, method="temperature", do_sample=True, eos_id=None,
              generator=None, cuda_graph=True, **params):
@@ -281,7 +269,7 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
     run_step = step
     for n in range(max_new_tokens - 1):
         if n == 1 and cuda_graph and device.type == "cuda":
-            run_step = replayable(step, device, generator)  # after step 0 ran eagerly as the warm-up
+            run_step = cuda_graph_replay(step, device, generator)  # step 0 ran eagerly: the warm-up
         run_step()
         if eos_id is not None and n % EOS_CHECK_EVERY == EOS_CHECK_EVERY - 1 and done.all():
             break

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import data
 from head import MinPPlusHead, check_finite_stats, diagnostics, format_diagnostics, plot_curve
-from model import PRESETS, ModelConfig, Transformer, fingerprint, load_checkpoint
+from model import PRESETS, ModelConfig, Transformer, cuda_graph_replay, fingerprint, load_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
 
 
@@ -413,26 +413,64 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed):
     return S, b, logp_y
 
 
-def fit_head_epoch(head, optimizer, stats, cfg, epoch):
-    """One pass of minibatch AdamW over the statistics; returns the last minibatch's loss."""
+def head_optimizer(head, cfg):
+    # capturable: step count and lr stay on the device, so a fitting step can be a CUDA graph
+    return AdamW(head.parameters(), lr=cfg.head_lr, betas=(0.9, 0.99), weight_decay=0.0, capturable=True)
+
+
+def head_fitter(head, optimizer, stats, cfg, cuda_graph=True):
+    """fit_epoch(epoch) -> that epoch's last minibatch loss (0-d tensor): one pass of minibatch
+    AdamW over the statistics, the lr on a cosine schedule.
+
+    Each epoch reshuffles the rows and takes N // head_batch_size full minibatches (the few
+    rows left over wait for another shuffle), so every step has the same shapes and reads its
+    minibatch and lr through device-side counters. On CUDA the step is then captured in a CUDA
+    graph after its first run and replayed: its ~40 tiny launches cost far more than its
+    arithmetic on (batch, K) tensors, and one replay replaces them."""
     n_rows = len(stats[0])
-    steps_per_epoch = math.ceil(n_rows / cfg.head_batch_size)
-    generator = torch.Generator().manual_seed(cfg.seed + epoch)  # per-epoch shuffle: a resumed run replays it
-    order = torch.randperm(n_rows, generator=generator).to(stats[0].device)
-    shuffled = [t[order] for t in stats]  # once per epoch: each minibatch is then a slice, not a gather
-    for i in range(steps_per_epoch):
-        step = epoch * steps_per_epoch + i
+    batch = min(cfg.head_batch_size, n_rows)
+    steps_per_epoch = n_rows // batch
+    device = stats[0].device
+    total = cfg.head_epochs * steps_per_epoch
+    lrs = torch.tensor([cosine_lr(s, cfg.head_lr, cfg.head_lr / 10, steps_per_epoch, total) for s in range(total)],
+                       device=device)
+    step_index = torch.zeros(1, dtype=torch.long, device=device)  # global step: picks the lr
+    minibatch = torch.zeros(1, dtype=torch.long, device=device)  # within the epoch
+    shuffled = [t.new_empty((steps_per_epoch, batch) + t.shape[1:]) for t in stats]
+    last_loss = torch.zeros((), device=device)
+
+    def step():
+        rows = [t.index_select(0, minibatch)[0] for t in shuffled]
+        with torch.enable_grad():
+            loss = head.loss_from_stats(*rows)
+            if cfg.head_reg != "none":
+                loss = loss + cfg.head_reg_weight * head.regulariser(cfg.head_reg)
+            head.theta.grad, = torch.autograd.grad(loss, [head.theta])
         for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(step, cfg.head_lr, cfg.head_lr / 10, steps_per_epoch,
-                                    cfg.head_epochs * steps_per_epoch)
-        rows = slice(i * cfg.head_batch_size, (i + 1) * cfg.head_batch_size)
-        loss = head.loss_from_stats(*(t[rows] for t in shuffled))
-        if cfg.head_reg != "none":
-            loss = loss + cfg.head_reg_weight * head.regulariser(cfg.head_reg)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+            group["lr"] = lrs.index_select(0, step_index)[0]
         optimizer.step()
-    return loss
+        last_loss.copy_(loss.detach())
+        minibatch.add_(1)
+        step_index.add_(1)
+
+    run_step = step
+    graphed = cuda_graph and device.type == "cuda"
+
+    def fit_epoch(epoch):
+        nonlocal run_step
+        generator = torch.Generator().manual_seed(cfg.seed + epoch)  # per-epoch shuffle: a resumed run replays it
+        order = torch.randperm(n_rows, generator=generator)[:steps_per_epoch * batch].to(device)
+        for buffer, t in zip(shuffled, stats):
+            torch.index_select(t, 0, order, out=buffer.view(-1, *t.shape[1:]))
+        minibatch.zero_()
+        step_index.fill_(epoch * steps_per_epoch)
+        for _ in range(steps_per_epoch):
+            run_step()
+            if graphed and run_step is step:  # the first step ran eagerly: the warm-up
+                run_step = cuda_graph_replay(step, device)
+        return last_loss
+
+    return fit_epoch
 
 
 def train_head(cfg):
@@ -451,7 +489,7 @@ def train_head(cfg):
     train_tokens, val_tokens = data.open_split(cfg.data_dir, "train", meta), data.open_split(cfg.data_dir, "val", meta)
     os.makedirs(cfg.out_dir, exist_ok=True)
     head = MinPPlusHead(cfg.head_thresholds, cfg.head_tau_min, cfg.head_spacing).to(device)
-    optimizer = AdamW(head.parameters(), lr=cfg.head_lr, betas=(0.9, 0.99), weight_decay=0.0)
+    optimizer = head_optimizer(head, cfg)
     head_ckpt_path = os.path.join(cfg.out_dir, "head_ckpt.pt")
     epoch = 0
     if cfg.resume:
@@ -487,11 +525,12 @@ def train_head(cfg):
                    + (f" | KL(p*||q) {row['kl_head']:.4f} vs KL(p*||p) {row['kl_base']:.4f}" if truth else ""))
         return d
 
+    fit_epoch = head_fitter(head, optimizer, train_stats, cfg)
     stop = StopFlag()
     try:
         for epoch in tqdm(range(epoch, cfg.head_epochs), desc="head epochs", dynamic_ncols=True,
                           initial=epoch, total=cfg.head_epochs):
-            loss = fit_head_epoch(head, optimizer, train_stats, cfg, epoch)
+            loss = fit_epoch(epoch)
             if not math.isfinite(loss.item()):
                 raise SystemExit(f"error: head loss is {loss.item()} at epoch {epoch}: stopping; "
                                  f"{head_ckpt_path} is untouched. Lower --head_lr")

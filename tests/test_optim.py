@@ -52,6 +52,20 @@ def test_adamw_equals_torch_adamw_over_many_steps_and_groups():
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
 
 
+def test_capturable_adamw_with_a_tensor_lr_equals_the_host_version():
+    """capturable=True (step on the device, lr a tensor: what a CUDA graph replays) is the same
+    update as the host version."""
+    host, device_side = make_params(), make_params()
+    train(AdamW(make_groups(host), **HYPER), host, 30)
+    optimizer = AdamW(make_groups(device_side), **HYPER, capturable=True)
+    for group in optimizer.param_groups:
+        group["lr"] = torch.tensor(group["lr"], dtype=torch.float64)
+    train(optimizer, device_side, 30)
+    for a, b in zip(host, device_side):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert all(torch.is_tensor(s["step"]) and s["step"].dim() == 0 for s in optimizer.state.values())
+
+
 def test_adamw_state_matches_torch_layout():
     ours, theirs = make_params(), make_params()
     opt, ref = AdamW(make_groups(ours), **HYPER), torch.optim.AdamW(make_groups(theirs), **HYPER, foreach=False)

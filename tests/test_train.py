@@ -174,3 +174,42 @@ def test_ddp_under_torchrun_on_cpu_trains_and_resumes(tmp_path, corpus):
     assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["step"] == 40
     with pytest.raises(SystemExit, match="same number of processes"):
         run(tmp_path, corpus, "--max_steps", "50", "--resume")
+
+
+def planted_stats(n_rows, device, seed=0):
+    """Statistics whose targets favour high ratios: a head fitted on them moves its weight up."""
+    generator = torch.Generator().manual_seed(seed)
+    S = torch.rand(n_rows, 32, generator=generator)
+    S = S / S.sum(1, keepdim=True)
+    b = torch.randint(16, 32, (n_rows,), generator=generator)
+    logp_y = -torch.rand(n_rows, generator=generator)
+    return S.to(device), b.to(device), logp_y.to(device)
+
+
+def fitted_head(stats, cuda_graph, epochs=10, batch=1000):
+    torch.manual_seed(0)
+    cfg = train.TrainConfig(head_epochs=epochs, head_batch_size=batch, head_lr=0.1)
+    head = train.MinPPlusHead().to(stats[0].device)
+    optimizer = train.head_optimizer(head, cfg)
+    fit_epoch = train.head_fitter(head, optimizer, stats, cfg, cuda_graph=cuda_graph)
+    losses = [fit_epoch(epoch).item() for epoch in range(epochs)]
+    return head, optimizer, losses
+
+
+def test_head_fitter_takes_full_minibatches_on_the_cosine_schedule_and_learns():
+    stats = planted_stats(3500, "cpu")  # 3 full minibatches of 1000 per epoch; 500 rows wait for a reshuffle
+    head, optimizer, losses = fitted_head(stats, cuda_graph=False)
+    assert int(next(iter(optimizer.state.values()))["step"]) == 10 * 3
+    last_lr = optimizer.param_groups[0]["lr"]
+    assert float(last_lr) == pytest.approx(train.cosine_lr(29, 0.1, 0.01, 3, 30))
+    untrained = train.MinPPlusHead().loss_from_stats(*stats).item()
+    assert head.loss_from_stats(*stats).item() < untrained - 0.03 and losses[-1] < losses[0]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_head_fitting_equals_eager_fitting_on_cuda():
+    stats = planted_stats(3500, "cuda")
+    graphed, _, graphed_losses = fitted_head(stats, cuda_graph=True)
+    eager, _, eager_losses = fitted_head(stats, cuda_graph=False)
+    torch.testing.assert_close(graphed.theta, eager.theta, rtol=1e-5, atol=1e-6)
+    assert graphed_losses == pytest.approx(eager_losses, rel=1e-5)
