@@ -102,11 +102,10 @@ class KVCache:
         self.pad = pad  # (B,) long tensor, or None when no row is padded
         self.decoding = False
         self.slot = None  # with decoding: (1,) long on the device, the slot the next token goes to
-        self.key_slots = torch.arange(max_len, device=device)
 
     def begin_decoding(self):
         self.decoding = True
-        self.slot = torch.full((1,), self.length, dtype=torch.long, device=self.key_slots.device)
+        self.slot = torch.full((1,), self.length, dtype=torch.long, device=self.k[0].device)
 
     def update(self, layer, k, v):
         """Write this step's k, v (B, Hkv, T, hd); return the keys and values to attend over:
@@ -200,19 +199,28 @@ class Transformer(nn.Module):
 
     def forward(self, idx, targets=None, cache=None):
         B, T = idx.shape
-        if cache is not None and cache.decoding:
-            return self._decode(idx, cache)
-        start = cache.length if cache is not None else 0
-        if start + T > self.config.max_seq_len:
-            raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len={self.config.max_seq_len}; crop it")
-        positions, mask = torch.arange(start, start + T, device=idx.device), None
-        if cache is not None and (cache.pad is not None or (start > 0 and T > 1)):
-            positions, mask = self._positions_and_mask(positions, start + T, cache.pad)
+        decoding = cache is not None and cache.decoding
+        if decoding:  # one token per row at the device-side slot, over the whole buffer: fixed shapes
+            if T != 1:
+                raise ValueError(f"a decoding step takes one token per row, got {T}: prefill before "
+                                 "cache.begin_decoding()")
+            slots, end = cache.slot, cache.max_len
+        else:
+            start = cache.length if cache is not None else 0
+            if start + T > self.config.max_seq_len:
+                raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len={self.config.max_seq_len}; "
+                                 "crop it")
+            slots, end = torch.arange(start, start + T, device=idx.device), start + T
+        positions, mask = slots, None
+        if cache is not None and (decoding or cache.pad is not None or (cache.length > 0 and T > 1)):
+            positions, mask = self._positions_and_mask(slots, end, cache.pad)
         cos, sin = self.rope_cos[positions], self.rope_sin[positions]
         x = self.tok_emb(idx)
         for layer, block in enumerate(self.layers):
             x = block(x, cos, sin, mask, cache, layer)
-        if cache is not None:
+        if decoding:
+            cache.slot += 1
+        elif cache is not None:
             cache.length += T
         logits = self.output(self.norm(x))
         if targets is None:
@@ -220,28 +228,11 @@ class Transformer(nn.Module):
         loss = F.cross_entropy(logits.float().view(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1)
         return logits, loss
 
-    def _decode(self, idx, cache):
-        """One token per row (B, 1) at cache.slot -> logits (B, 1, V); shapes never change."""
-        if idx.shape[1] != 1:
-            raise ValueError(f"a decoding step takes one token per row, got {idx.shape[1]}: prefill before "
-                             "cache.begin_decoding()")
-        slot, keys = cache.slot, cache.key_slots
-        visible = keys <= slot  # (S,): this token and every slot before it
-        positions = slot.expand(idx.shape[0])
-        if cache.pad is not None:
-            visible = visible & (keys >= cache.pad[:, None])  # (B, S): never a row's left padding
-            positions = slot - cache.pad
-        mask = visible.view(-1, 1, 1, cache.max_len)
-        cos, sin = self.rope_cos[positions][:, None], self.rope_sin[positions][:, None]  # (B, 1, hd/2)
-        x = self.tok_emb(idx)
-        for layer, block in enumerate(self.layers):
-            x = block(x, cos, sin, mask, cache, layer)
-        cache.slot += 1
-        return self.output(self.norm(x))
-
     @staticmethod
     def _positions_and_mask(slots, end, pad):
-        """Per-row positions (B, T) and a boolean mask (B, 1, T, end): causal, padding never attended."""
+        """Per-row positions (B, T) and a boolean mask (B, 1, T, end): causal, padding never attended.
+        slots (T,) are the cache slots of this call's tokens: a range while prefilling, the one
+        device-side slot while decoding (then end is the whole buffer and the mask hides the rest)."""
         keys = torch.arange(end, device=slots.device)  # end is a Python int: no device sync per step
         mask = (keys[None, :] <= slots[:, None])[None, None]  # (1, 1, T, S)
         if pad is None:
