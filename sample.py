@@ -253,13 +253,11 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
     cache.begin_decoding()
     # the state a decoding step carries, all on the device and updated in place (so a graph can replay it)
     new_tokens = torch.full((len(prompts), max_new_tokens), -1, device=device)  # -1: row had already ended
-    column = torch.zeros(1, dtype=torch.long, device=device)
     done = torch.zeros(len(prompts), dtype=torch.bool, device=device)
 
-    def record():  # the current token goes into its column; a row ends at its EOS
-        new_tokens.index_copy_(1, column, token.masked_fill(done, -1)[:, None])
-        column.add_(1)
-        if eos_id is not None:
+    def record():  # the current token goes into its column (the slot it will fill, past the prompt)
+        new_tokens.index_copy_(1, cache.slot - idx.size(1), token.masked_fill(done, -1)[:, None])
+        if eos_id is not None:  # a row ends at its EOS
             done.logical_or_(token == eos_id)
 
     def step():
