@@ -434,12 +434,12 @@ def head_fitter(head, optimizer, stats, cfg, cuda_graph=True):
     total = cfg.head_epochs * steps_per_epoch
     lrs = torch.tensor([cosine_lr(s, cfg.head_lr, cfg.head_lr / 10, steps_per_epoch, total) for s in range(total)],
                        device=device)
-    step_index = torch.zeros(1, dtype=torch.long, device=device)  # global step: picks the lr
-    minibatch = torch.zeros(1, dtype=torch.long, device=device)  # within the epoch
+    step_index = torch.zeros(1, dtype=torch.long, device=device)  # global step: picks the lr and the minibatch
     shuffled = [t.new_empty((steps_per_epoch, batch) + t.shape[1:]) for t in stats]
     last_loss = torch.zeros((), device=device)
 
     def step():
+        minibatch = step_index % steps_per_epoch
         rows = [t.index_select(0, minibatch)[0] for t in shuffled]
         with torch.enable_grad():
             loss = head.loss_from_stats(*rows)
@@ -450,7 +450,6 @@ def head_fitter(head, optimizer, stats, cfg, cuda_graph=True):
             group["lr"] = lrs.index_select(0, step_index)[0]
         optimizer.step()
         last_loss.copy_(loss.detach())
-        minibatch.add_(1)
         step_index.add_(1)
 
     run_step = step
@@ -462,7 +461,6 @@ def head_fitter(head, optimizer, stats, cfg, cuda_graph=True):
         order = torch.randperm(n_rows, generator=generator)[:steps_per_epoch * batch].to(device)
         for buffer, t in zip(shuffled, stats):
             torch.index_select(t, 0, order, out=buffer.view(-1, *t.shape[1:]))
-        minibatch.zero_()
         step_index.fill_(epoch * steps_per_epoch)
         for _ in range(steps_per_epoch):
             run_step()
