@@ -176,9 +176,13 @@ class MinPPlusHead(nn.Module):
     def weights(self):
         return F.softplus(self.theta.float())
 
+    def cumulative_weights(self):
+        """c at each threshold (K,): the prefix sums of the weights."""
+        return torch.cumsum(self.weights(), 0)
+
     def log_cumulative_weights(self):
-        """log c at each threshold (K,): log of the prefix sums of the weights, -inf while they are 0."""
-        return torch.cumsum(self.weights(), 0).log()
+        """log c at each threshold (K,), -inf while the weights are 0."""
+        return self.cumulative_weights().log()
 
     def nonzero_log_thresholds(self):
         return self.tau[1:].float().log()  # tau_0 = 0 is reached by every token: no need to test it
@@ -221,7 +225,7 @@ class MinPPlusHead(nn.Module):
 
     def loss_from_stats(self, S, b, logp_y):
         """Mean -log q_y over the rows: equals F.cross_entropy(self(logits), targets), value and gradient."""
-        c = torch.cumsum(self.weights(), 0)
+        c = self.cumulative_weights()
         # the target term needs only how many rows fall in each bucket: the gradient then flows
         # through K numbers, where indexing c.log()[b] would backpropagate a sort-based scatter
         with torch.no_grad():
@@ -317,7 +321,7 @@ def diagnostics(head, S, b, logp_y):
     """Plain numbers (JSON-ready) describing the head on statistics from bucket_stats."""
     w = head.weights()
     share = w / w.sum()
-    c = torch.cumsum(w, 0)
+    c = head.cumulative_weights()
     base_ce = (-logp_y).mean().item()
     head_ce = head.loss_from_stats(S, b, logp_y).item()
     mass_above = S.flip(1).cumsum(1).flip(1).mean(0)  # mean mass of tokens with r >= tau_k
@@ -360,7 +364,7 @@ def plot_curve(head, path):
     except ImportError:
         return False
     tau = head.tau.tolist()
-    c = torch.cumsum(head.weights().detach(), 0)
+    c = head.cumulative_weights().detach()
     curve = (c / c[-1]).tolist()
     left = tau[1] / 10 if len(tau) > 1 else 1e-5  # log axis: draw tau_0 = 0's step from here
     fig = Figure(figsize=(6, 3.5))
