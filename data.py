@@ -238,18 +238,29 @@ def token_dtype(vocab_size):
     return np.uint16 if vocab_size <= 2**16 else np.uint32
 
 
-def write_split(path, ids, vocab_size):
-    """Write token ids atomically, so an interrupted run never leaves a truncated file behind."""
+def write_atomically(path, write):
+    """write(tmp_path), flush it to disk, then rename it over path: an interrupted run never leaves
+    a truncated file behind, nor destroys the last good one (used for every file the project writes)."""
     tmp = path + ".tmp"
-    np.asarray(ids, dtype=token_dtype(vocab_size)).tofile(tmp)
+    write(tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
+def write_split(path, ids, vocab_size):
+    write_atomically(path, np.asarray(ids, dtype=token_dtype(vocab_size)).tofile)
+
+
+def write_text(path, text):
+    def write(tmp):
+        with open(tmp, "w") as f:
+            f.write(text)
+    write_atomically(path, write)
+
+
 def write_meta(out_dir, meta):
-    tmp = os.path.join(out_dir, "meta.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(meta, f, indent=2)
-    os.replace(tmp, os.path.join(out_dir, "meta.json"))
+    write_text(os.path.join(out_dir, "meta.json"), json.dumps(meta, indent=2))
 
 
 def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=0):

@@ -23,11 +23,12 @@ is thousands of times slower on a GPU (DESIGN.md §2, §5).
 """
 import json
 import math
-import os
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+import data
 
 INIT_SHARE_AT_ZERO = 0.99  # an untrained head is 99% identity; the rest is spread over tau_1..tau_{K-1}
 SCATTER_LANES = 32  # copies of each row's K bucket sums, so GPU atomics do not all hit one address
@@ -273,13 +274,8 @@ class MinPPlusHead(nn.Module):
         if clash:
             raise ValueError(f"save_json: meta may not be named {sorted(clash)}: those keys hold the head itself")
         record = {"thresholds": self.tau.tolist(), "weights": self.weights().tolist(), **meta}
-        text = json.dumps(record, indent=1, allow_nan=False)  # before opening: a bad meta leaves no file
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            f.write(text + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        text = json.dumps(record, indent=1, allow_nan=False)  # before writing: a bad meta leaves no file
+        data.write_text(path, text + "\n")
 
     @classmethod
     def load_json(cls, path, vocab_size=None, checkpoint=None):

@@ -166,10 +166,7 @@ def ensure_data(cfg):
 
 
 def save_atomic(obj, path):
-    """Write to a temp file then rename: a crash mid-write never destroys the last good file."""
-    tmp = path + ".tmp"
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    data.write_atomically(path, lambda tmp: torch.save(obj, tmp))
 
 
 def log_metrics(out_dir, row):
