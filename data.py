@@ -136,18 +136,18 @@ class SyntheticLanguage:
         Documents are independent, so they are generated in parallel: one hidden chain per
         document, advanced together; a chain drops out at its <eos>. Deterministic in seed."""
         rng = np.random.default_rng(seed)
+        tables = _sparse_cdf(self.trans), _sparse_cdf(self.emit)  # once, not per batch of documents
         docs, total = [], 0
         while total < num_tokens:
-            batch = self._sample_docs(4096, rng)
+            batch = self._sample_docs(4096, rng, *tables)
             docs.extend(batch)
             total += sum(len(d) for d in batch)
         lengths = np.cumsum([len(d) for d in docs])
         keep = int(np.searchsorted(lengths, num_tokens)) + 1  # the fewest documents that suffice
         return np.concatenate(docs[:keep])
 
-    def _sample_docs(self, n_docs, rng):
-        trans_next, trans_cdf = _sparse_cdf(self.trans)
-        emit_next, emit_cdf = _sparse_cdf(self.emit)
+    def _sample_docs(self, n_docs, rng, trans_table, emit_table):
+        (trans_next, trans_cdf), (emit_next, emit_cdf) = trans_table, emit_table
         doc = np.arange(n_docs)
         state = self.states.index(("", "doc_end"))
         state = trans_next[state][_draw(trans_cdf[np.full(n_docs, state)], rng)]
