@@ -180,7 +180,8 @@ def make_steps(head, logits, targets, args):
     return steps
 
 
-def bench_vocab(V, args, device, dtype):
+def make_problem(V, args, device, dtype):
+    """A head with random weights, (rows, V) logits and their targets."""
     torch.manual_seed(0)
     head = MinPPlusHead(args.K).to(device)
     with torch.no_grad():
@@ -188,6 +189,14 @@ def bench_vocab(V, args, device, dtype):
     # logits shaped like a trained LM's: a few likely tokens, a long tail
     logits = (torch.randn(args.rows, V, device=device) * 2.5).to(dtype)
     targets = torch.randint(0, V, (args.rows,), device=device)
+    return head, logits, targets
+
+
+HEAD_STEP = f"stats: {next(iter(VARIANTS))}"  # what train.py runs
+
+
+def bench_vocab(V, args, device, dtype):
+    head, logits, targets = make_problem(V, args, device, dtype)
     reference_S = head.bucket_stats(logits, targets, chunk_size=args.chunk_size)[0]
     rows = []
     lse_ms = None
@@ -279,14 +288,7 @@ def profile_stats(args, device, dtype):
     from torch.profiler import ProfilerActivity, profile
 
     for V in args.vocab:
-        head = MinPPlusHead(args.K).to(device)
-        logits = (torch.randn(args.rows, V, device=device) * 2.5).to(dtype)
-        targets = torch.randint(0, V, (args.rows,), device=device)
-
-        def step():
-            head.theta.grad = None
-            head.loss_from_stats(*head.bucket_stats(logits, targets, check=False)).backward()
-
+        step = make_steps(*make_problem(V, args, device, dtype), args)[HEAD_STEP]
         for _ in range(3):
             step()
         sync(device)
