@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 import head as head_module
+import train
 from head import MinPPlusHead
 
 
@@ -233,7 +234,6 @@ def bench_training(args, device):
     import numpy as np
 
     import data
-    import train
     from model import PRESETS, ModelConfig, Transformer
 
     settings = {**PRESETS[args.preset], "vocab_size": args.vocab[0]}
@@ -259,10 +259,8 @@ def bench_training(args, device):
 
     def fitting():
         fitted = MinPPlusHead(args.K).to(device)
-        fit_epoch = train.head_fitter(fitted, train.head_optimizer(fitted, cfg), stats, cfg,
-                                      cuda_graph=not args.no_graph)
-        for epoch in range(cfg.head_epochs):
-            fit_epoch(epoch)
+        fit = train.head_fitter(fitted, train.head_optimizer(fitted, cfg), stats, cfg, cuda_graph=not args.no_graph)
+        fit(0, cfg.head_epochs).item()  # train.py waits for the loss the same way
 
     def head_training():
         nonlocal stats
@@ -271,12 +269,11 @@ def bench_training(args, device):
 
     parts = {"frozen forward alone": frozen_forward,
              "frozen forward + bucket statistics (train.collect_stats)": statistics,
-             f"fitting alone ({cfg.head_epochs} epochs of minibatch AdamW on the statistics)": fitting,
+             f"fitting alone ({cfg.head_epochs} full-batch AdamW steps on the statistics)": fitting,
              "head training (forward + statistics + fitting)": head_training}
     times = {what: time_ms(fn, device, 2, 5) for what, fn in parts.items()}
-    steps = cfg.head_epochs * (len(stats[0]) // cfg.head_batch_size)
     print(f"\nWhole head training vs frozen forward, {args.preset} (V {settings['vocab_size']}), "
-          f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs = {steps} AdamW steps of {cfg.head_batch_size} rows"
+          f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs = full-batch AdamW steps on {len(stats[0]):,} rows"
           f"{' (no CUDA graph)' if args.no_graph else ''}, on {device_name(device)}\n")
     print("| what | ms | × frozen forward |\n| --- | ---: | ---: |")
     for what, ms in times.items():
@@ -320,7 +317,7 @@ def main(argv=None):
     parser.add_argument("--preset", default="minimind-26m", help="with --training")
     parser.add_argument("--train_tokens", type=int, default=262_144, help="with --training")
     parser.add_argument("--train_batch", type=int, default=16, help="with --training")
-    parser.add_argument("--head_epochs", type=int, default=10, help="with --training")
+    parser.add_argument("--head_epochs", type=int, default=train.TrainConfig.head_epochs, help="with --training")
     parser.add_argument("--no_graph", action="store_true", help="with --training: fit without the CUDA graph")
     args = parser.parse_args(argv)
     device = torch.device(args.device)

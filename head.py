@@ -108,12 +108,15 @@ def log_ratio(logits):
     return logits - zmax  # half logits are promoted exactly inside the subtraction: no fp32 copy first
 
 
-def bucket_sums(values, buckets, num_buckets, lanes=SCATTER_LANES):
+def bucket_sums(values, buckets, num_buckets, lanes=None):
     """Per-row sums of values (n, V) grouped by bucket index (n, V) -> (n, num_buckets).
 
     Most tokens of a row sit in bucket 0, so a plain scatter_add_ into (n, K) makes the GPU's
     atomics queue on one address per row; scattering into `lanes` copies of the K sums
-    (lane = column mod lanes) spreads them out, and one small sum merges the copies."""
+    (lane = column mod lanes) spreads them out, and one small sum merges the copies. A CPU has
+    no such queue, and there the copies only cost time: lanes None is SCATTER_LANES on CUDA, 1 elsewhere."""
+    if lanes is None:
+        lanes = SCATTER_LANES if values.is_cuda else 1
     n, V = values.shape
     main = V - V % lanes
     sums = values.new_zeros(n, num_buckets, lanes)
@@ -136,6 +139,11 @@ def chunk_stats(logits, targets, log_tau, num_buckets):
     mass = bucket_sums(ratios, buckets, num_buckets)
     total = mass.sum(1)  # sum_v r_v = 1 / max p, at least 1
     return mass / total[:, None], b, gap_y - total.log()
+
+
+def target_counts(b, num_buckets):
+    """How many rows have their target in each bucket (num_buckets,) fp32, without a host sync."""
+    return torch.zeros(num_buckets, device=b.device).index_add_(0, b, torch.ones(len(b), device=b.device))
 
 
 def check_finite_stats(logp_y):
@@ -226,13 +234,16 @@ class MinPPlusHead(nn.Module):
 
     def loss_from_stats(self, S, b, logp_y):
         """Mean -log q_y over the rows: equals F.cross_entropy(self(logits), targets), value and gradient."""
+        return self.loss_from_counts(S, target_counts(b, len(self.tau)), logp_y.mean())
+
+    def loss_from_counts(self, S, rows_per_bucket, mean_logp_y):
+        """loss_from_stats given how many targets fall in each bucket (K,) and the mean log p_y:
+        neither depends on the weights, so a fitting loop computes them once (train.head_fitter)."""
         c = self.cumulative_weights()
-        # the target term needs only how many rows fall in each bucket: the gradient then flows
-        # through K numbers, where indexing c.log()[b] would backpropagate a sort-based scatter
-        with torch.no_grad():
-            rows_per_bucket = torch.zeros_like(c).index_add_(0, b, torch.ones_like(logp_y))
+        # the target term goes through K bucket counts: the gradient then flows through K numbers,
+        # where indexing c.log()[b] would backpropagate a sort-based scatter over the rows
         log_c = torch.where(rows_per_bucket > 0, c, 1.0).log()  # a bucket no target is in may have c = 0
-        return ((S @ c).log() - logp_y).mean() - rows_per_bucket @ log_c / len(b)
+        return (S @ c).log().mean() - mean_logp_y - rows_per_bucket @ log_c / len(S)
 
     def regulariser(self, kind):
         """"smooth" returns -entropy of the normalised weights (minimising it spreads them);

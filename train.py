@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import data
-from head import MinPPlusHead, check_finite_stats, diagnostics, format_diagnostics, plot_curve
+from head import MinPPlusHead, check_finite_stats, diagnostics, format_diagnostics, plot_curve, target_counts
 from model import PRESETS, ModelConfig, Transformer, cuda_graph_replay, fingerprint, load_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
 
@@ -67,9 +67,8 @@ class TrainConfig:
     head_spacing: str = "log"
     head_tokens: int = 200_000  # train tokens whose bucket statistics the head is fitted on
     head_val_tokens: int = 50_000
-    head_epochs: int = 10
-    head_batch_size: int = 16384  # large minibatches, few steps: each step costs launches, not arithmetic
-    head_lr: float = 0.1
+    head_epochs: int = 100  # one full-batch step each: a pass over the (N, K) statistics
+    head_lr: float = 0.2
     head_reg: str = "none"  # none | smooth (spread the weights) | sparse (concentrate them)
     head_reg_weight: float = 0.0
     head_prune_below: float = 0.0  # at export, drop weights below this share of the total
@@ -106,7 +105,7 @@ def check_config(cfg):
         raise SystemExit(f"error: --temperature must be > 0, got {cfg.temperature}")
     if cfg.head_reg not in ("none", "smooth", "sparse"):
         raise SystemExit(f"error: unknown --head_reg {cfg.head_reg!r}: use none, smooth or sparse")
-    for name in ("batch_size", "grad_accum", "eval_batches", "head_epochs", "head_batch_size"):
+    for name in ("batch_size", "grad_accum", "eval_batches", "head_epochs"):
         if getattr(cfg, name) < 1:
             raise SystemExit(f"error: --{name} must be at least 1, got {getattr(cfg, name)}")
 
@@ -416,56 +415,49 @@ def head_optimizer(head, cfg):
 
 
 def head_fitter(head, optimizer, stats, cfg, cuda_graph=True):
-    """fit_epoch(epoch) -> that epoch's last minibatch loss (0-d tensor): one pass of minibatch
-    AdamW over the statistics, the lr on a cosine schedule.
+    """fit(first, last) -> the loss before the last step (0-d tensor): epochs first..last-1, each
+    one full-batch AdamW step on all N rows of the statistics, the lr on a cosine schedule.
 
-    Each epoch reshuffles the rows and takes N // head_batch_size full minibatches (the few
-    rows left over wait for another shuffle), so every step has the same shapes and reads its
-    minibatch and lr through device-side counters. On CUDA the step is then captured in a CUDA
-    graph after its first run and replayed: its ~40 tiny launches cost far more than its
-    arithmetic on (batch, K) tensors, and one replay replaces them."""
-    n_rows = len(stats[0])
-    batch = min(cfg.head_batch_size, n_rows)
-    steps_per_epoch = n_rows // batch
-    device = stats[0].device
-    total = cfg.head_epochs * steps_per_epoch
-    lrs = torch.tensor([cosine_lr(s, cfg.head_lr, cfg.head_lr / 10, steps_per_epoch, total) for s in range(total)],
-                       device=device)
-    step_index = torch.zeros(1, dtype=torch.long, device=device)  # global step: picks the lr and the minibatch
-    shuffled = [t.new_empty((steps_per_epoch, batch) + t.shape[1:]) for t in stats]
+    Why full batch: the loss has 32 parameters and no noise worth averaging over minibatches,
+    one pass over (N, K) statistics is a few cheap reads, and with nothing to shuffle every step
+    has the same shapes. The target counts and mean log p_y do not depend on the head, so they
+    are computed once; the epoch (which picks the lr) is a device-side counter. On CUDA the step
+    is captured in a CUDA graph after its first run and replayed: its ~30 small launches cost
+    more than its arithmetic, and one replay replaces them."""
+    S, b, logp_y = stats
+    device = S.device
+    rows_per_bucket, mean_logp_y = target_counts(b, len(head.tau)), logp_y.mean()
+    warmup = cfg.head_epochs // 10  # under 10 epochs: no warmup, or the only steps would have lr ~0
+    lrs = torch.tensor([cosine_lr(e, cfg.head_lr, cfg.head_lr / 10, warmup, cfg.head_epochs)
+                        for e in range(cfg.head_epochs)], device=device)
+    epoch_index = torch.zeros(1, dtype=torch.long, device=device)
     last_loss = torch.zeros((), device=device)
 
     def step():
-        minibatch = step_index % steps_per_epoch
-        rows = [t.index_select(0, minibatch)[0] for t in shuffled]
         with torch.enable_grad():
-            loss = head.loss_from_stats(*rows)
+            loss = head.loss_from_counts(S, rows_per_bucket, mean_logp_y)
             if cfg.head_reg != "none":
                 loss = loss + cfg.head_reg_weight * head.regulariser(cfg.head_reg)
             head.theta.grad, = torch.autograd.grad(loss, [head.theta])
         for group in optimizer.param_groups:
-            group["lr"] = lrs.index_select(0, step_index)[0]
+            group["lr"] = lrs.index_select(0, epoch_index)[0]
         optimizer.step()
         last_loss.copy_(loss.detach())
-        step_index.add_(1)
+        epoch_index.add_(1)
 
     run_step = step
     graphed = cuda_graph and device.type == "cuda"
 
-    def fit_epoch(epoch):
+    def fit(first, last):
         nonlocal run_step
-        generator = torch.Generator().manual_seed(cfg.seed + epoch)  # per-epoch shuffle: a resumed run replays it
-        order = torch.randperm(n_rows, generator=generator)[:steps_per_epoch * batch].to(device)
-        for buffer, t in zip(shuffled, stats):
-            torch.index_select(t, 0, order, out=buffer.view(-1, *t.shape[1:]))
-        step_index.fill_(epoch * steps_per_epoch)
-        for _ in range(steps_per_epoch):
+        epoch_index.fill_(first)
+        for _ in range(first, last):  # no host sync in between: the caller checks the loss
             run_step()
             if graphed and run_step is step:  # the first step ran eagerly: the warm-up
                 run_step = cuda_graph_replay(step, device)
         return last_loss
 
-    return fit_epoch
+    return fit
 
 
 def train_head(cfg):
@@ -520,23 +512,27 @@ def train_head(cfg):
                    + (f" | KL(p*||q) {row['kl_head']:.4f} vs KL(p*||p) {row['kl_base']:.4f}" if truth else ""))
         return d
 
-    fit_epoch = head_fitter(head, optimizer, train_stats, cfg)
+    fit = head_fitter(head, optimizer, train_stats, cfg)
+    eval_every = max(1, cfg.head_epochs // 5)
     stop = StopFlag()
+    bar = tqdm(total=cfg.head_epochs, initial=epoch, desc="head epochs", dynamic_ncols=True)
     try:
-        for epoch in tqdm(range(epoch, cfg.head_epochs), desc="head epochs", dynamic_ncols=True,
-                          initial=epoch, total=cfg.head_epochs):
-            loss = fit_epoch(epoch)
-            if not math.isfinite(loss.item()):
-                raise SystemExit(f"error: head loss is {loss.item()} at epoch {epoch}: stopping; "
+        while epoch < cfg.head_epochs:
+            last = min(cfg.head_epochs, (epoch // eval_every + 1) * eval_every)
+            loss = fit(epoch, last).item()
+            if not math.isfinite(loss):
+                raise SystemExit(f"error: head loss is {loss} before epoch {last}: stopping; "
                                  f"{head_ckpt_path} is untouched. Lower --head_lr")
-            if (epoch + 1) % max(1, cfg.head_epochs // 5) == 0 or epoch + 1 == cfg.head_epochs:
-                run_eval(epoch + 1)
-            save_atomic({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch + 1,
+            bar.update(last - epoch)
+            epoch = last
+            run_eval(epoch)
+            save_atomic({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                          "train_config": asdict(cfg)}, head_ckpt_path)
             if stop.requested:
-                tqdm.write(f"saved {head_ckpt_path} at epoch {epoch + 1}; continue with --resume")
+                tqdm.write(f"saved {head_ckpt_path} at epoch {epoch}; continue with --resume")
                 return head
     finally:
+        bar.close()
         stop.restore()
 
     with torch.no_grad():

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from head import MinPPlusHead, diagnostics, format_diagnostics, plot_curve
+from head import MinPPlusHead, bucket_sums, diagnostics, format_diagnostics, plot_curve
 from optim import AdamW
 
 
@@ -113,7 +113,16 @@ def test_forward_takes_any_leading_shape_and_half_logits():
 # ----------------------------------------------------------------------------
 # the statistics path equals cross-entropy through the transform
 
-@pytest.mark.parametrize("V", [320, 301])  # a multiple of the scatter lanes, and one with a tail
+@pytest.mark.parametrize("lanes", [1, 32, 7])
+@pytest.mark.parametrize("V", [320, 301])  # a multiple of 32 lanes, and one with a tail
+def test_bucket_sums_in_lanes_equal_a_plain_scatter(V, lanes):
+    values, _ = random_logits(40, V)
+    buckets = torch.randint(0, 32, (40, V), generator=torch.Generator().manual_seed(1))
+    plain = values.new_zeros(40, 32).scatter_add_(1, buckets, values)
+    torch.testing.assert_close(bucket_sums(values, buckets, 32, lanes=lanes), plain, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("V", [320, 301])
 @pytest.mark.parametrize("chunk_size", [1, 7, 64, None])
 def test_loss_from_stats_equals_cross_entropy(V, chunk_size):
     head = random_head()

@@ -129,26 +129,26 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corp
 def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch):
     run(tmp_path / "lm", corpus, "--max_steps", "30", "--eval_interval", "30", "--lr", "1e-2", "--warmup_steps", "5")
     head_args = ["--head", "minpplus", "--init_from", str(tmp_path / "lm" / "ckpt.pt"), "--data_dir", corpus,
-                 "--device", "cpu", "--head_tokens", "6000", "--head_val_tokens", "2000", "--head_epochs", "4",
-                 "--head_batch_size", "1024", "--batch_size", "8", "--truth_windows", "4"]
+                 "--device", "cpu", "--head_tokens", "6000", "--head_val_tokens", "2000", "--head_epochs", "20",
+                 "--batch_size", "8", "--truth_windows", "4"]
     train.main(head_args + ["--out_dir", str(tmp_path / "straight")])
-    real_loss, calls = train.MinPPlusHead.loss_from_stats, []
+    real_loss, calls = train.MinPPlusHead.loss_from_counts, []
 
-    def loss_then_interrupt(self, *args):  # a real SIGINT in the second epoch
+    def loss_then_interrupt(self, *args):  # a real SIGINT in the sixth epoch (evals call it too)
         calls.append(1)
-        if len(calls) == 9:
+        if len(calls) == 6:
             os.kill(os.getpid(), signal.SIGINT)
         return real_loss(self, *args)
 
-    monkeypatch.setattr(train.MinPPlusHead, "loss_from_stats", loss_then_interrupt)
+    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", loss_then_interrupt)
     train.main(head_args + ["--out_dir", str(tmp_path / "split")])
-    monkeypatch.setattr(train.MinPPlusHead, "loss_from_stats", real_loss)
+    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", real_loss)
     interrupted = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
-    assert 1 <= interrupted["epoch"] < 4 and not (tmp_path / "split" / "head.json").exists()
+    assert interrupted["epoch"] == 8 and not (tmp_path / "split" / "head.json").exists()  # the round it was in
     train.main(head_args + ["--out_dir", str(tmp_path / "split"), "--resume"])
     a = torch.load(tmp_path / "straight" / "head_ckpt.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
-    assert a["epoch"] == b["epoch"] == 4
+    assert a["epoch"] == b["epoch"] == 20
     assert torch.equal(a["head"]["theta"], b["head"]["theta"]) and torch.equal(a["head"]["tau"], b["head"]["tau"])
     with open(tmp_path / "straight" / "head.json") as f, open(tmp_path / "split" / "head.json") as g:
         assert json.load(f)["weights"] == json.load(g)["weights"]
@@ -186,24 +186,34 @@ def planted_stats(n_rows, device, seed=0):
     return S.to(device), b.to(device), logp_y.to(device)
 
 
-def fitted_head(stats, cuda_graph, epochs=10, batch=1000):
+def fitted_head(stats, cuda_graph, epochs=30, rounds=(0, 10, 25, 30)):
+    """A head fitted for `epochs` in calls of fit(first, last) over `rounds`; the loss after each."""
     torch.manual_seed(0)
-    cfg = train.TrainConfig(head_epochs=epochs, head_batch_size=batch, head_lr=0.1)
+    cfg = train.TrainConfig(head_epochs=epochs, head_lr=0.1)
     head = train.MinPPlusHead().to(stats[0].device)
     optimizer = train.head_optimizer(head, cfg)
-    fit_epoch = train.head_fitter(head, optimizer, stats, cfg, cuda_graph=cuda_graph)
-    losses = [fit_epoch(epoch).item() for epoch in range(epochs)]
+    fit = train.head_fitter(head, optimizer, stats, cfg, cuda_graph=cuda_graph)
+    losses = [fit(first, last).item() for first, last in zip(rounds, rounds[1:])]
     return head, optimizer, losses
 
 
-def test_head_fitter_takes_full_minibatches_on_the_cosine_schedule_and_learns():
-    stats = planted_stats(3500, "cpu")  # 3 full minibatches of 1000 per epoch; 500 rows wait for a reshuffle
+def test_head_fitter_steps_on_all_rows_on_the_cosine_schedule_and_learns():
+    stats = planted_stats(3500, "cpu")
     head, optimizer, losses = fitted_head(stats, cuda_graph=False)
-    assert int(next(iter(optimizer.state.values()))["step"]) == 10 * 3
+    assert int(next(iter(optimizer.state.values()))["step"]) == 30  # one step per epoch
     last_lr = optimizer.param_groups[0]["lr"]
     assert float(last_lr) == pytest.approx(train.cosine_lr(29, 0.1, 0.01, 3, 30))
     untrained = train.MinPPlusHead().loss_from_stats(*stats).item()
     assert head.loss_from_stats(*stats).item() < untrained - 0.03 and losses[-1] < losses[0]
+    # the same as plain full-batch steps of the loss on every row, on the host optimizer
+    torch.manual_seed(0)
+    reference = train.MinPPlusHead()
+    plain = train.AdamW(reference.parameters(), lr=0.1, betas=(0.9, 0.99), weight_decay=0.0)
+    for epoch in range(30):
+        plain.param_groups[0]["lr"] = train.cosine_lr(epoch, 0.1, 0.01, 3, 30)
+        reference.theta.grad, = torch.autograd.grad(reference.loss_from_stats(*stats), [reference.theta])
+        plain.step()
+    torch.testing.assert_close(head.theta, reference.theta, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
