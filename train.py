@@ -377,6 +377,8 @@ def train_lm(cfg, model_overrides):
                 if master:
                     tqdm.write(f"saved {ckpt_path} at step {step}; continue with --resume")
                 break
+        if world_size > 1:  # leave together: gloo aborts a process whose peer tears down first
+            dist.barrier()
     finally:
         bar.close()
         stop.restore()
