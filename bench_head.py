@@ -4,6 +4,7 @@
     python bench_head.py --device cpu         # small defaults, same table
     python bench_head.py --compile            # also torch.compile the per-chunk statistics
     python bench_head.py --training           # whole head training vs the frozen forward alone
+    python bench_head.py --training --compile # the same with torch.compile'd per-chunk statistics
     python bench_head.py --profile            # the CUDA kernels of head.py's step, by time
 
 Paths, each on the same (rows, V) logits:
@@ -252,8 +253,11 @@ def bench_training(args, device):
 
     head = MinPPlusHead(args.K).to(device)
 
+    compiled = {"chunk_stats": torch.compile(head_module.chunk_stats, dynamic=False)} if args.compile else {}
+
     def statistics():
-        return train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device), cfg.seed)
+        with patched(**compiled):  # --compile: the per-chunk statistics fused by torch.compile
+            return train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device), cfg.seed)
 
     stats = statistics()
 
@@ -274,7 +278,8 @@ def bench_training(args, device):
     times = {what: time_ms(fn, device, 2, 5) for what, fn in parts.items()}
     print(f"\nWhole head training vs frozen forward, {args.preset} (V {settings['vocab_size']}), "
           f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs = full-batch AdamW steps on {len(stats[0]):,} rows"
-          f"{' (no CUDA graph)' if args.no_graph else ''}, on {device_name(device)}\n")
+          f"{' (no CUDA graph)' if args.no_graph else ''}{', compiled statistics' if args.compile else ''}, "
+          f"on {device_name(device)}\n")
     print("| what | ms | × frozen forward |\n| --- | ---: | ---: |")
     for what, ms in times.items():
         print(f"| {what} | {ms:,.0f} | {ms / times['frozen forward alone']:.2f} |")
