@@ -522,7 +522,7 @@ def train_head(cfg):
         while epoch < cfg.head_epochs:
             last = min(cfg.head_epochs, (epoch // eval_every + 1) * eval_every)
             loss = fit(epoch, last).item()
-            if not math.isfinite(loss):
+            if not (math.isfinite(loss) and torch.isfinite(head.theta).all()):  # the loss predates the last step
                 raise SystemExit(f"error: head loss is {loss} before epoch {last}: stopping; "
                                  f"{head_ckpt_path} is untouched. Lower --head_lr")
             bar.update(last - epoch)

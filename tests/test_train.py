@@ -154,6 +154,25 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
         assert json.load(f)["weights"] == json.load(g)["weights"]
 
 
+def test_non_finite_head_loss_stops_and_keeps_the_last_good_head_checkpoint(tmp_path, corpus, monkeypatch):
+    run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "4")
+    real_loss, calls = train.MinPPlusHead.loss_from_counts, []
+
+    def loss_that_overflows(self, *args):  # fine for the first round (2 epochs + its eval), then NaN
+        calls.append(1)
+        loss = real_loss(self, *args)
+        return loss * float("nan") if len(calls) > 3 else loss
+
+    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", loss_that_overflows)
+    with pytest.raises(SystemExit, match="head loss is nan"):
+        train.main(["--head", "minpplus", "--out_dir", str(tmp_path), "--data_dir", corpus, "--device", "cpu",
+                    "--head_tokens", "2000", "--head_val_tokens", "1000", "--head_epochs", "10",
+                    "--batch_size", "8", "--truth_windows", "4"])
+    kept = torch.load(tmp_path / "head_ckpt.pt", weights_only=False)
+    assert kept["epoch"] == 2 and torch.isfinite(kept["head"]["theta"]).all()
+    assert not (tmp_path / "head.json").exists()
+
+
 def test_ddp_under_torchrun_on_cpu_trains_and_resumes(tmp_path, corpus):
     def torchrun(*extra):
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
