@@ -5,6 +5,7 @@
     python bench_head.py --compile            # also torch.compile the per-chunk statistics
     python bench_head.py --training           # whole head training vs the frozen forward alone
     python bench_head.py --training --compile # the same with torch.compile'd per-chunk statistics
+    python bench_head.py --training --no_overlap --no_graph   # without the second stream, the CUDA graph
     python bench_head.py --profile            # the CUDA kernels of head.py's step, by time
 
 Paths, each on the same (rows, V) logits:
@@ -257,7 +258,8 @@ def bench_training(args, device):
 
     def statistics():
         with patched(**compiled):  # --compile: the per-chunk statistics fused by torch.compile
-            return train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device), cfg.seed)
+            return train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device), cfg.seed,
+                                       overlap=not args.no_overlap)
 
     stats = statistics()
 
@@ -278,7 +280,8 @@ def bench_training(args, device):
     times = {what: time_ms(fn, device, 2, 5) for what, fn in parts.items()}
     print(f"\nWhole head training vs frozen forward, {args.preset} (V {settings['vocab_size']}), "
           f"{args.train_tokens:,} tokens, {cfg.head_epochs} epochs = full-batch AdamW steps on {len(stats[0]):,} rows"
-          f"{' (no CUDA graph)' if args.no_graph else ''}{', compiled statistics' if args.compile else ''}, "
+          f"{' (no CUDA graph)' if args.no_graph else ''}{', compiled statistics' if args.compile else ''}"
+          f"{', statistics on one stream' if args.no_overlap else ''}, "
           f"on {device_name(device)}\n")
     print("| what | ms | × frozen forward |\n| --- | ---: | ---: |")
     for what, ms in times.items():
@@ -324,6 +327,8 @@ def main(argv=None):
     parser.add_argument("--train_batch", type=int, default=16, help="with --training")
     parser.add_argument("--head_epochs", type=int, default=train.TrainConfig.head_epochs, help="with --training")
     parser.add_argument("--no_graph", action="store_true", help="with --training: fit without the CUDA graph")
+    parser.add_argument("--no_overlap", action="store_true",
+                        help="with --training: statistics on the forward's own CUDA stream, not a second one")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     cuda = device.type == "cuda"

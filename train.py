@@ -392,20 +392,43 @@ def train_lm(cfg, model_overrides):
 
 
 @torch.no_grad()
-def collect_stats(model, head, tokens, n_tokens, cfg, device, seed):
+def collect_stats(model, head, tokens, n_tokens, cfg, device, seed, overlap=True):
     """Bucket statistics (S, b, log p_y) of n_tokens positions of random windows.
 
     The LM is frozen, so its forward runs once here (fp16 autocast on CUDA) and the head is
-    then fitted on these (N, K) tensors for many epochs without touching the logits again."""
+    then fitted on these (N, K) tensors for many epochs without touching the logits again.
+    On CUDA each batch's statistics run on a second stream while the next batch's forward is
+    on the first, so their memory-bound kernels can fill the forward's gaps (overlap=False:
+    one stream)."""
     rng = np.random.default_rng(seed)
+    main = torch.cuda.current_stream(device) if torch.device(device).type == "cuda" else None
+    side = torch.cuda.Stream(device) if overlap and main is not None else None
+
+    def batch_stats(logits, y):
+        logits = logits.view(-1, logits.size(-1))
+        if cfg.temperature != 1:  # at 1, skip a whole extra pass over the logits
+            logits = logits / cfg.temperature
+        # no per-batch checks: a host sync here would idle the GPU while the next forward is launched
+        return head.bucket_stats(logits, y.view(-1), check=False)
+
     stats = []
     for _ in tqdm(range(math.ceil(n_tokens / (cfg.batch_size * cfg.block_size))), desc="frozen forward",
                   dynamic_ncols=True, leave=False):
         x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
         with autocast(device, frozen_dtype(device)):
             logits = model(x)
-        # no per-batch checks: a host sync here would idle the GPU while the next forward is launched
-        stats.append(head.bucket_stats(logits.view(-1, logits.size(-1)) / cfg.temperature, y.view(-1), check=False))
+        if side is None:
+            stats.append(batch_stats(logits, y))
+            continue
+        side.wait_stream(main)
+        with torch.cuda.stream(side):
+            stats.append(batch_stats(logits, y))
+        for t in (logits, y):  # the allocator must not hand these to the next forward before side is done
+            t.record_stream(side)
+    if side is not None:
+        main.wait_stream(side)
+        for t in (t for part in stats for t in part):  # made on side, read and freed on main
+            t.record_stream(main)
     S, b, logp_y = (torch.cat(parts) for parts in zip(*stats))
     check_finite_stats(logp_y)
     return S, b, logp_y

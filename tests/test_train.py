@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -193,6 +194,30 @@ def test_ddp_under_torchrun_on_cpu_trains_and_resumes(tmp_path, corpus):
     assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["step"] == 40
     with pytest.raises(SystemExit, match="same number of processes"):
         run(tmp_path, corpus, "--max_steps", "50", "--resume")
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
+    not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
+def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperature(corpus, device):
+    meta = data.load_meta(corpus)
+    tokens = data.open_split(corpus, "train", meta)
+    torch.manual_seed(0)
+    model = train.Transformer(train.ModelConfig(vocab_size=meta["vocab_size"], dim=32, n_layers=2, n_heads=4,
+                                                n_kv_heads=2, max_seq_len=32)).to(device).eval().requires_grad_(False)
+    head = train.MinPPlusHead().to(device)
+    cfg = train.TrainConfig(batch_size=4, block_size=32, temperature=0.8)
+    rng, expected = np.random.default_rng(5), []
+    for _ in range(3):  # the windows collect_stats draws with seed 5
+        x, y = data.get_batch(tokens, 4, 32, rng, device)
+        with torch.no_grad(), train.autocast(device, train.frozen_dtype(device)):
+            logits = model(x)
+        expected.append(head.bucket_stats(logits.view(-1, logits.size(-1)) / 0.8, y.view(-1)))
+    S, b, logp_y = (torch.cat(parts) for parts in zip(*expected))
+    for overlap in (False, True):  # on CUDA: one stream, then the statistics on a second stream
+        got = train.collect_stats(model, head, tokens, 3 * 4 * 32, cfg, device, 5, overlap=overlap)
+        torch.testing.assert_close(got[0], S, rtol=1e-5, atol=1e-6)
+        assert torch.equal(got[1], b)
+        torch.testing.assert_close(got[2], logp_y, rtol=1e-5, atol=1e-6)
 
 
 def planted_stats(n_rows, device, seed=0):
