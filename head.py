@@ -142,8 +142,10 @@ def chunk_stats(logits, targets, log_tau, num_buckets):
 
 
 def target_counts(b, num_buckets):
-    """How many rows have their target in each bucket (num_buckets,) fp32, without a host sync."""
-    return torch.zeros(num_buckets, device=b.device).index_add_(0, b, torch.ones(len(b), device=b.device))
+    """How many rows have their target in each bucket (num_buckets,) fp32, without a host sync
+    (counted in fp64: fp32 stops counting at 2^24 rows in a bucket)."""
+    ones = torch.ones(len(b), dtype=torch.float64, device=b.device)
+    return torch.zeros(num_buckets, dtype=torch.float64, device=b.device).index_add_(0, b, ones).float()
 
 
 def check_finite_stats(logp_y):

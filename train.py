@@ -545,15 +545,17 @@ def train_head(cfg):
         while epoch < cfg.head_epochs:
             last = min(cfg.head_epochs, (epoch // eval_every + 1) * eval_every)
             loss = fit(epoch, last).item()
-            if not (math.isfinite(loss) and torch.isfinite(head.theta).all()):  # the loss predates the last step
-                raise SystemExit(f"error: head loss is {loss} before epoch {last}: stopping; "
+            finite_weights = bool(torch.isfinite(head.theta).all())  # the loss predates the round's last step
+            if not (math.isfinite(loss) and finite_weights):
+                what = f"head loss is {loss}" if not math.isfinite(loss) else "the head's weights are not finite"
+                raise SystemExit(f"error: {what} after epoch {last}: stopping; "
                                  f"{head_ckpt_path} is untouched. Lower --head_lr")
             bar.update(last - epoch)
             epoch = last
             run_eval(epoch)
             save_atomic({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                          "train_config": asdict(cfg)}, head_ckpt_path)
-            if stop.requested:
+            if stop.requested and epoch < cfg.head_epochs:  # in the last round: finish and export
                 tqdm.write(f"saved {head_ckpt_path} at epoch {epoch}; continue with --resume")
                 return head
     finally:

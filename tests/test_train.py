@@ -155,17 +155,54 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
         assert json.load(f)["weights"] == json.load(g)["weights"]
 
 
-def test_non_finite_head_loss_stops_and_keeps_the_last_good_head_checkpoint(tmp_path, corpus, monkeypatch):
+def test_ctrl_c_in_the_last_head_round_still_exports_the_head(tmp_path, corpus, monkeypatch):
     run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "4")
     real_loss, calls = train.MinPPlusHead.loss_from_counts, []
 
-    def loss_that_overflows(self, *args):  # fine for the first round (2 epochs + its eval), then NaN
+    def loss_then_interrupt(self, *args):  # 5 rounds of one epoch: a step, then an eval; call 9 is the last step
+        calls.append(1)
+        if len(calls) == 9:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_loss(self, *args)
+
+    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", loss_then_interrupt)
+    train.main(["--head", "minpplus", "--out_dir", str(tmp_path), "--data_dir", corpus, "--device", "cpu",
+                "--head_tokens", "2000", "--head_val_tokens", "1000", "--head_epochs", "5",
+                "--batch_size", "8", "--truth_windows", "4"])
+    assert len(calls) == 11 and (tmp_path / "head.json").exists()  # 5 steps, 5 evals, the final summary
+    assert torch.load(tmp_path / "head_ckpt.pt", weights_only=False)["epoch"] == 5
+
+
+class NanGradient(torch.autograd.Function):
+    """The identity whose gradient is NaN: a finite loss that ruins the weights."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad * float("nan")
+
+
+@pytest.mark.parametrize("broken", ["loss", "gradient"])
+def test_non_finite_head_training_stops_and_keeps_the_last_good_head_checkpoint(tmp_path, corpus, monkeypatch,
+                                                                                  broken):
+    run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "4")
+    real_loss, calls = train.MinPPlusHead.loss_from_counts, []
+
+    def loss_that_breaks(self, *args):  # calls 1-2: the first round's steps, 3: its eval, 4-5: round two
         calls.append(1)
         loss = real_loss(self, *args)
-        return loss * float("nan") if len(calls) > 3 else loss
+        if broken == "loss" and len(calls) > 3:
+            return loss * float("nan")
+        if broken == "gradient" and len(calls) == 5:  # the round's last step: its loss is finite
+            return NanGradient.apply(loss)
+        return loss
 
-    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", loss_that_overflows)
-    with pytest.raises(SystemExit, match="head loss is nan"):
+    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", loss_that_breaks)
+    message = "head loss is nan" if broken == "loss" else "weights are not finite"
+    with pytest.raises(SystemExit, match=message):
         train.main(["--head", "minpplus", "--out_dir", str(tmp_path), "--data_dir", corpus, "--device", "cpu",
                     "--head_tokens", "2000", "--head_val_tokens", "1000", "--head_epochs", "10",
                     "--batch_size", "8", "--truth_windows", "4"])
@@ -196,6 +233,14 @@ def test_ddp_under_torchrun_on_cpu_trains_and_resumes(tmp_path, corpus):
         run(tmp_path, corpus, "--max_steps", "50", "--resume")
 
 
+def late(fn, cycles):
+    """fn that first holds the current CUDA stream for `cycles` GPU clock cycles."""
+    def delayed(*args, **kwargs):
+        torch.cuda._sleep(cycles)
+        return fn(*args, **kwargs)
+    return delayed
+
+
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
 def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperature(corpus, device):
@@ -206,15 +251,21 @@ def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperatur
                                                 n_kv_heads=2, max_seq_len=32)).to(device).eval().requires_grad_(False)
     head = train.MinPPlusHead().to(device)
     cfg = train.TrainConfig(batch_size=4, block_size=32, temperature=0.8)
-    rng, expected = np.random.default_rng(5), []
-    for _ in range(3):  # the windows collect_stats draws with seed 5
+    batches, rng, expected = 8, np.random.default_rng(5), []
+    for _ in range(batches):  # the windows collect_stats draws with seed 5
         x, y = data.get_batch(tokens, 4, 32, rng, device)
         with torch.no_grad(), train.autocast(device, train.frozen_dtype(device)):
             logits = model(x)
         expected.append(head.bucket_stats(logits.view(-1, logits.size(-1)) / 0.8, y.view(-1)))
     S, b, logp_y = (torch.cat(parts) for parts in zip(*expected))
-    for overlap in (False, True):  # on CUDA: one stream, then the statistics on a second stream
-        got = train.collect_stats(model, head, tokens, 3 * 4 * 32, cfg, device, 5, overlap=overlap)
+    runs = [(False, None), (True, None)]  # one stream; the statistics on a second stream (CUDA)
+    if device == "cuda":  # make races show: a late forward (is its output awaited?), late statistics
+        runs += [(True, "forward"), (True, "statistics")]  # (are the logits kept from the next forward?)
+    real_forward, real_stats = model.forward, head.bucket_stats
+    for overlap, delayed in runs:
+        model.forward = late(real_forward, 50_000_000) if delayed == "forward" else real_forward
+        head.bucket_stats = late(real_stats, 50_000_000) if delayed == "statistics" else real_stats
+        got = train.collect_stats(model, head, tokens, batches * 4 * 32, cfg, device, 5, overlap=overlap)
         torch.testing.assert_close(got[0], S, rtol=1e-5, atol=1e-6)
         assert torch.equal(got[1], b)
         torch.testing.assert_close(got[2], logp_y, rtol=1e-5, atol=1e-6)
