@@ -283,9 +283,11 @@ def bench_training(args, device):
           f"{' (no CUDA graph)' if args.no_graph else ''}{', compiled statistics' if args.compile else ''}"
           f"{', statistics on one stream' if args.no_overlap else ''}, "
           f"on {device_name(device)}\n")
-    print("| what | ms | × frozen forward |\n| --- | ---: | ---: |")
+    peaks = {what: peak_extra_mib(fn, device) for what, fn in parts.items()}  # None on a CPU
+    print("| what | ms | × frozen forward | peak extra MiB |\n| --- | ---: | ---: | ---: |")
     for what, ms in times.items():
-        print(f"| {what} | {ms:,.0f} | {ms / times['frozen forward alone']:.2f} |")
+        peak = "n/a" if peaks[what] is None else f"{peaks[what]:,.0f}"
+        print(f"| {what} | {ms:,.0f} | {ms / times['frozen forward alone']:.2f} | {peak} |")
 
 
 def profile_stats(args, device, dtype):
