@@ -173,6 +173,19 @@ def test_ctrl_c_in_the_last_head_round_still_exports_the_head(tmp_path, corpus, 
     assert torch.load(tmp_path / "head_ckpt.pt", weights_only=False)["epoch"] == 5
 
 
+def test_the_head_is_fitted_and_judged_on_the_two_halves_of_held_out_text(corpus):
+    meta = data.load_meta(corpus)
+    val = np.asarray(data.open_split(corpus, "val", meta))
+    fit, judge = train.head_texts(train.TrainConfig(data_dir=corpus, block_size=32), meta)
+    assert len(fit) == len(val) // 2 and np.array_equal(np.concatenate([fit, judge]), val)
+    fit, judge = train.head_texts(train.TrainConfig(data_dir=corpus, block_size=32, head_data="train"), meta)
+    assert np.array_equal(fit, data.open_split(corpus, "train", meta)) and np.array_equal(judge, val)
+    with pytest.raises(SystemExit, match="too short to halve"):
+        train.head_texts(train.TrainConfig(data_dir=corpus, block_size=len(val) // 2), meta)
+    with pytest.raises(SystemExit, match="unknown --head_data"):
+        train.main(["--head", "minpplus", "--head_data", "test", "--data_dir", corpus])
+
+
 class NanGradient(torch.autograd.Function):
     """The identity whose gradient is NaN: a finite loss that ruins the weights."""
 
