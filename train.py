@@ -538,8 +538,8 @@ def train_head(cfg):
     fitted_on = "the first half of val" if cfg.head_data == "val" else "train"
     print(f"head on {init_from} | {device} | fitted on {n_fit:,} positions of {fitted_on}, evaluated on {n_eval:,} "
           f"held-out ones | temperature {cfg.temperature}")
-    train_stats = collect_stats(model, head, fit_tokens, n_fit, cfg, device, cfg.seed)
-    val_stats = collect_stats(model, head, eval_tokens, n_eval, cfg, device, cfg.seed + 1)
+    fit_stats = collect_stats(model, head, fit_tokens, n_fit, cfg, device, cfg.seed)
+    eval_stats = collect_stats(model, head, eval_tokens, n_eval, cfg, device, cfg.seed + 1)
     truth = Truth(meta, eval_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
     if truth is not None:  # the LM is frozen: its logits on the truth windows, and their KL, never change
         with torch.no_grad(), autocast(device, frozen_dtype(device)):
@@ -548,7 +548,7 @@ def train_head(cfg):
 
     def run_eval(epoch):
         with torch.no_grad():
-            d = diagnostics(head, *val_stats)
+            d = diagnostics(head, *eval_stats)
         # CEs, normalised weights, their entropy, share above the lowest threshold, mass above each, c(r)
         row = {"epoch": epoch, **d}
         if truth is not None:
@@ -560,7 +560,7 @@ def train_head(cfg):
                    + (f" | KL(p*||q) {row['kl_head']:.4f} vs KL(p*||p) {row['kl_base']:.4f}" if truth else ""))
         return d
 
-    fit = head_fitter(head, optimizer, train_stats, cfg)
+    fit = head_fitter(head, optimizer, fit_stats, cfg)
     eval_every = max(1, cfg.head_epochs // 5)
     stop = StopFlag()
     bar = tqdm(total=cfg.head_epochs, initial=epoch, desc="head epochs", dynamic_ncols=True)
@@ -586,7 +586,7 @@ def train_head(cfg):
         stop.restore()
 
     with torch.no_grad():
-        print(format_diagnostics(diagnostics(head, *val_stats)))
+        print(format_diagnostics(diagnostics(head, *eval_stats)))
     exported = head.pruned(cfg.head_prune_below) if cfg.head_prune_below > 0 else head
     json_path = os.path.join(cfg.out_dir, "head.json")
     exported.save_json(json_path, temperature=cfg.temperature, vocab_size=model.config.vocab_size,
