@@ -108,6 +108,12 @@ def log_ratio(logits):
     return logits - zmax  # half logits are promoted exactly inside the subtraction: no fp32 copy first
 
 
+def bucket_index(gap, log_tau):
+    """Each token's bucket (number of thresholds <= r, minus one) from its log ratio and the
+    nonzero thresholds' logs; right=True puts a ratio equal to a threshold in that threshold's bucket."""
+    return torch.bucketize(gap, log_tau, right=True)
+
+
 def bucket_sums(values, buckets, num_buckets, lanes=None):
     """Per-row sums of values (n, V) grouped by bucket index (n, V) -> (n, num_buckets).
 
@@ -131,7 +137,7 @@ def bucket_sums(values, buckets, num_buckets, lanes=None):
 def chunk_stats(logits, targets, log_tau, num_buckets):
     """bucket_stats of one chunk of rows (n, V): (S (n, K), b (n,), logp_y (n,)), in fp32."""
     gap = log_ratio(logits)
-    buckets = torch.bucketize(gap, log_tau, right=True)
+    buckets = bucket_index(gap, log_tau)
     y = targets[:, None]
     b = buckets.gather(1, y)[:, 0]
     gap_y = gap.gather(1, y)[:, 0]
@@ -200,7 +206,7 @@ class MinPPlusHead(nn.Module):
 
     def buckets(self, logits):
         """(..., V) bucket of each token: (number of thresholds <= r) - 1, in 0..K-1."""
-        return torch.bucketize(log_ratio(logits), self.nonzero_log_thresholds(), right=True)
+        return bucket_index(log_ratio(logits), self.nonzero_log_thresholds())
 
     def forward(self, logits):
         """logits + log c(r) in fp32 (-inf where c = 0); softmax of it is the MinP+ distribution."""
