@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import data
-from head import MinPPlusHead
+from head import MinPPlusHead, log_ratio
 from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint
 
 # a prefix whose mass is within this of top_p / typical_p counts as reaching it: fp32
@@ -81,7 +81,7 @@ def top_p(logits, top_p):
 def min_p(logits, min_p):
     """Min-p (Nguyen et al. 2024): p >= min_p * max p, i.e. z - max z >= log(min_p), no softmax needed."""
     log_min_p = math.log(min_p) if min_p > 0 else float("-inf")
-    return keep_only(logits, logits - logits.amax(-1, keepdim=True) >= log_min_p)
+    return keep_only(logits, log_ratio(logits) >= log_min_p)  # the head's own log r: min-p is its one-hot case
 
 
 def typical(logits, typical_p):
