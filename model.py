@@ -100,11 +100,13 @@ class KVCache:
         self.max_len = max_len
         self.length = 0  # slots filled by the prefill, the same for every row
         self.pad = pad  # (B,) long tensor, or None when no row is padded
-        self.decoding = False
-        self.slot = None  # with decoding: (1,) long on the device, the slot the next token goes to
+        self.slot = None  # once decoding: (1,) long on the device, the slot the next token goes to
+
+    @property
+    def decoding(self):
+        return self.slot is not None
 
     def begin_decoding(self):
-        self.decoding = True
         self.slot = torch.full((1,), self.length, dtype=torch.long, device=self.k[0].device)
 
     def update(self, layer, k, v):
