@@ -267,7 +267,7 @@ def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=
     """Generate the synthetic language's corpus into out_dir (train and val from distinct seeds)."""
     os.makedirs(out_dir, exist_ok=True)
     lang = SyntheticLanguage(seed)
-    word_tokenizer(lang.vocab).save(os.path.join(out_dir, "tokenizer.json"))
+    write_atomically(os.path.join(out_dir, "tokenizer.json"), word_tokenizer(lang.vocab).save)
     for split, n, corpus_seed in (("train", train_tokens, seed + 1), ("val", val_tokens, seed + 2)):
         ids = np.concatenate([[lang.eos_id], lang.sample_tokens(n, corpus_seed)])  # starts at <eos>
         write_split(os.path.join(out_dir, f"{split}.bin"), ids, lang.vocab_size)
@@ -290,7 +290,7 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1):
     train_text, val_text = text[:cut], text[cut:]
     os.makedirs(out_dir, exist_ok=True)
     tok = bpe_tokenizer(train_text.splitlines(keepends=True), vocab_size)
-    tok.save(os.path.join(out_dir, "tokenizer.json"))
+    write_atomically(os.path.join(out_dir, "tokenizer.json"), tok.save)
     meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": tok.get_vocab_size(),
             "eos_id": None, "dtype": np.dtype(token_dtype(tok.get_vocab_size())).name}
     for split, split_text in (("train", train_text), ("val", val_text)):

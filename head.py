@@ -392,5 +392,5 @@ def plot_curve(head, path):
     ax.set_title("MinP+ cumulative weight")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    data.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     return True
