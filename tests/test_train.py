@@ -28,6 +28,35 @@ def run(out_dir, corpus, *extra):
     return train.main(["--data_dir", corpus, "--out_dir", str(out_dir), *SMALL, *extra])
 
 
+def run_head(out_dir, corpus, *extra):
+    """Head training on out_dir/ckpt.pt (or --init_from) with small statistics; extra flags win."""
+    return train.main(["--head", "minpplus", "--out_dir", str(out_dir), "--data_dir", corpus, "--device", "cpu",
+                       "--head_tokens", "2000", "--head_val_tokens", "1000", "--batch_size", "8",
+                       "--truth_windows", "4", *extra])
+
+
+def watch_head_loss(monkeypatch, then):
+    """Count the calls of MinPPlusHead.loss_from_counts (one per fitting step, one per eval);
+    then(n, loss) sees the n-th call's loss and returns the one to use. Returns the call list."""
+    real_loss, calls = train.MinPPlusHead.loss_from_counts, []
+
+    def watched(self, *args):
+        calls.append(1)
+        return then(len(calls), real_loss(self, *args))
+
+    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", watched)
+    return calls
+
+
+def interrupt_at(call):
+    """A watch_head_loss action: a real SIGINT at that call, the loss untouched."""
+    def then(n, loss):
+        if n == call:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+    return then
+
+
 def read_metrics(out_dir):
     with open(os.path.join(out_dir, "metrics.jsonl")) as f:
         return [json.loads(line) for line in f]
@@ -76,9 +105,8 @@ def test_learning_rate_warms_up_from_zero_to_the_peak(tmp_path, corpus):
 
 def test_head_training_improves_on_an_undertrained_model(tmp_path, corpus, capsys):
     run(tmp_path, corpus, "--max_steps", "150", "--eval_interval", "150", "--lr", "1e-2", "--warmup_steps", "10")
-    train.main(["--head", "minpplus", "--out_dir", str(tmp_path), "--data_dir", corpus, "--device", "cpu",
-                "--head_tokens", "20000", "--head_val_tokens", "8000", "--head_epochs", "40", "--head_lr", "0.2",
-                "--batch_size", "8", "--truth_windows", "8", "--head_prune_below", "0.01"])
+    run_head(tmp_path, corpus, "--head_tokens", "20000", "--head_val_tokens", "8000", "--head_epochs", "40",
+             "--head_lr", "0.2", "--truth_windows", "8", "--head_prune_below", "0.01")
     rows = [r for r in read_metrics(tmp_path) if "head_ce" in r]
     assert rows[-1]["head_ce"] < rows[-1]["base_ce"]
     assert rows[-1]["kl_head"] < rows[-1]["kl_base"]
@@ -129,24 +157,15 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corp
 
 def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch):
     run(tmp_path / "lm", corpus, "--max_steps", "30", "--eval_interval", "30", "--lr", "1e-2", "--warmup_steps", "5")
-    head_args = ["--head", "minpplus", "--init_from", str(tmp_path / "lm" / "ckpt.pt"), "--data_dir", corpus,
-                 "--device", "cpu", "--head_tokens", "6000", "--head_val_tokens", "2000", "--head_epochs", "20",
-                 "--batch_size", "8", "--truth_windows", "4"]
-    train.main(head_args + ["--out_dir", str(tmp_path / "straight")])
-    real_loss, calls = train.MinPPlusHead.loss_from_counts, []
-
-    def loss_then_interrupt(self, *args):  # a real SIGINT in the sixth epoch (evals call it too)
-        calls.append(1)
-        if len(calls) == 6:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_loss(self, *args)
-
-    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", loss_then_interrupt)
-    train.main(head_args + ["--out_dir", str(tmp_path / "split")])
-    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", real_loss)
+    head_args = ["--init_from", str(tmp_path / "lm" / "ckpt.pt"), "--head_tokens", "6000", "--head_val_tokens", "2000",
+                 "--head_epochs", "20"]
+    run_head(tmp_path / "straight", corpus, *head_args)
+    watch_head_loss(monkeypatch, interrupt_at(6))  # a real SIGINT in the sixth epoch (evals call it too)
+    run_head(tmp_path / "split", corpus, *head_args)
+    monkeypatch.undo()
     interrupted = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
     assert interrupted["epoch"] == 8 and not (tmp_path / "split" / "head.json").exists()  # the round it was in
-    train.main(head_args + ["--out_dir", str(tmp_path / "split"), "--resume"])
+    run_head(tmp_path / "split", corpus, *head_args, "--resume")
     a = torch.load(tmp_path / "straight" / "head_ckpt.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
     assert a["epoch"] == b["epoch"] == 20
@@ -157,18 +176,8 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
 
 def test_ctrl_c_in_the_last_head_round_still_exports_the_head(tmp_path, corpus, monkeypatch):
     run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "4")
-    real_loss, calls = train.MinPPlusHead.loss_from_counts, []
-
-    def loss_then_interrupt(self, *args):  # 5 rounds of one epoch: a step, then an eval; call 9 is the last step
-        calls.append(1)
-        if len(calls) == 9:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_loss(self, *args)
-
-    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", loss_then_interrupt)
-    train.main(["--head", "minpplus", "--out_dir", str(tmp_path), "--data_dir", corpus, "--device", "cpu",
-                "--head_tokens", "2000", "--head_val_tokens", "1000", "--head_epochs", "5",
-                "--batch_size", "8", "--truth_windows", "4"])
+    calls = watch_head_loss(monkeypatch, interrupt_at(9))  # 5 rounds of one epoch: a step, then an eval
+    run_head(tmp_path, corpus, "--head_epochs", "5")  # call 9 is the last step
     assert len(calls) == 11 and (tmp_path / "head.json").exists()  # 5 steps, 5 evals, the final summary
     assert torch.load(tmp_path / "head_ckpt.pt", weights_only=False)["epoch"] == 5
 
@@ -202,23 +211,17 @@ class NanGradient(torch.autograd.Function):
 def test_non_finite_head_training_stops_and_keeps_the_last_good_head_checkpoint(tmp_path, corpus, monkeypatch,
                                                                                   broken):
     run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "4")
-    real_loss, calls = train.MinPPlusHead.loss_from_counts, []
-
-    def loss_that_breaks(self, *args):  # calls 1-2: the first round's steps, 3: its eval, 4-5: round two
-        calls.append(1)
-        loss = real_loss(self, *args)
-        if broken == "loss" and len(calls) > 3:
+    def break_it(n, loss):  # calls 1-2: the first round's steps, 3: its eval, 4-5: round two
+        if broken == "loss" and n > 3:
             return loss * float("nan")
-        if broken == "gradient" and len(calls) == 5:  # the round's last step: its loss is finite
+        if broken == "gradient" and n == 5:  # the round's last step: its loss is finite
             return NanGradient.apply(loss)
         return loss
 
-    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", loss_that_breaks)
+    watch_head_loss(monkeypatch, break_it)
     message = "head loss is nan" if broken == "loss" else "weights are not finite"
     with pytest.raises(SystemExit, match=message):
-        train.main(["--head", "minpplus", "--out_dir", str(tmp_path), "--data_dir", corpus, "--device", "cpu",
-                    "--head_tokens", "2000", "--head_val_tokens", "1000", "--head_epochs", "10",
-                    "--batch_size", "8", "--truth_windows", "4"])
+        run_head(tmp_path, corpus, "--head_epochs", "10")
     kept = torch.load(tmp_path / "head_ckpt.pt", weights_only=False)
     assert kept["epoch"] == 2 and torch.isfinite(kept["head"]["theta"]).all()
     assert not (tmp_path / "head.json").exists()
