@@ -285,6 +285,14 @@ def fingerprint(model):
     return digest.hexdigest()[:16]
 
 
+def pick_device(name):
+    """"auto" -> cuda when a GPU is visible, else cpu; any other name as given, once checked."""
+    device = ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda asked for but no GPU is visible: use --device cpu")
+    return device
+
+
 def load_checkpoint(path, device="cpu"):
     """Rebuild the model saved by train.py at `path`; returns (model in eval mode, checkpoint dict)."""
     try:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import data
 from head import MinPPlusHead, log_ratio
-from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint
+from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint, pick_device
 
 # a prefix whose mass is within this of top_p / typical_p counts as reaching it: fp32
 # probabilities cannot tell 0.8 from 0.79999995, and users mean the former
@@ -336,7 +336,7 @@ def main(argv=None):
     if args.num_samples < 1:
         raise SystemExit(f"error: --num_samples {args.num_samples} must be >= 1")
 
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    device = pick_device(args.device)
     model, ckpt = load_checkpoint(args.ckpt, device)
     tokenizer, meta = load_text_side(ckpt, args.ckpt, args.data_dir, model.config.vocab_size)
     params = {name: getattr(args, name) for name in PARAMS if name != "head"}

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import data
 from head import MinPPlusHead, check_finite_stats, diagnostics, format_diagnostics, plot_curve, target_counts
-from model import PRESETS, ModelConfig, Transformer, cuda_graph_replay, fingerprint, load_checkpoint
+from model import PRESETS, ModelConfig, Transformer, cuda_graph_replay, fingerprint, load_checkpoint, pick_device
 from optim import AdamW, clip_grad_norm_, cosine_lr
 
 
@@ -115,9 +115,7 @@ def check_config(cfg):
 
 
 def resolve_device(cfg):
-    device = ("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" else cfg.device
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda asked for but no GPU is visible: use --device cpu")
+    device = pick_device(cfg.device)
     dtype = cfg.dtype
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"

@@ -378,6 +378,12 @@ def test_cli_errors_are_one_line(run_dir, flags, message):
     assert "\n" not in str(error.value) and str(error.value).startswith("error: ")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the message for a machine without a GPU")
+def test_cli_asked_for_cuda_without_a_gpu_says_so(run_dir):
+    with pytest.raises(SystemExit, match="no GPU is visible: use --device cpu"):
+        cli(run_dir, "--device", "cuda")
+
+
 def test_cli_without_a_checkpoint_says_what_to_do(tmp_path):
     with pytest.raises(SystemExit, match="no checkpoint at .*run `python train.py` first"):
         sample.main(["--ckpt", str(tmp_path / "ckpt.pt"), "--device", "cpu"])
