@@ -26,7 +26,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import data
-from head import MinPPlusHead, check_finite_stats, diagnostics, format_diagnostics, plot_curve, target_counts
+from head import MinPPlusHead, chunk_stats, diagnostics, format_diagnostics, plot_curve, target_counts
 from model import PRESETS, ModelConfig, Transformer, cuda_graph_replay, fingerprint, load_checkpoint, pick_device
 from optim import AdamW, clip_grad_norm_, cosine_lr
 
@@ -143,8 +143,11 @@ def sum_over_ranks(values, world_size, device):
     return summed.tolist()
 
 
-def frozen_dtype(device):
-    """The frozen LM under the head runs in fp16 autocast on CUDA (only the head trains, in fp32)."""
+def frozen_dtype(device, dtype="auto"):
+    """The frozen LM under the head runs in fp16 autocast on CUDA, fp32 on a CPU (only the head
+    trains, in fp32); --dtype picks another, e.g. bfloat16 for a model whose activations overflow fp16."""
+    if dtype != "auto":
+        return dtype
     return "float16" if device.startswith("cuda") else "float32"
 
 
@@ -401,8 +404,11 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed, overlap=True
     then fitted on these (N, K) tensors for many epochs without touching the logits again.
     On CUDA each batch's statistics run on a second stream while the next batch's forward is
     on the first, so their memory-bound kernels can fill the forward's gaps (overlap=False:
-    one stream)."""
+    one stream). cfg.compile runs the per-chunk statistics through torch.compile (model is
+    whatever the caller passes: compiled or not)."""
     rng = np.random.default_rng(seed)
+    per_chunk = torch.compile(chunk_stats, dynamic=False) if cfg.compile else chunk_stats
+    dtype = frozen_dtype(device, cfg.dtype)
     main = torch.cuda.current_stream(device) if torch.device(device).type == "cuda" else None
     side = torch.cuda.Stream(device) if overlap and main is not None else None
 
@@ -411,13 +417,13 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed, overlap=True
         if cfg.temperature != 1:  # at 1, skip a whole extra pass over the logits
             logits = logits / cfg.temperature
         # no per-batch checks: a host sync here would idle the GPU while the next forward is launched
-        return head.bucket_stats(logits, y.view(-1), check=False)
+        return head.bucket_stats(logits, y.view(-1), check=False, per_chunk=per_chunk)
 
     stats = []
     for _ in tqdm(range(math.ceil(n_tokens / (cfg.batch_size * cfg.block_size))), desc="frozen forward",
                   dynamic_ncols=True, leave=False):
         x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
-        with autocast(device, frozen_dtype(device)):
+        with autocast(device, dtype):
             logits = model(x)
         if side is None:
             stats.append(batch_stats(logits, y))
@@ -432,7 +438,10 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed, overlap=True
         for t in (t for part in stats for t in part):  # made on side, read and freed on main
             t.record_stream(main)
     S, b, logp_y = (torch.cat(parts) for parts in zip(*stats))
-    check_finite_stats(logp_y)
+    if torch.isnan(logp_y).any():
+        raise SystemExit(f"error: the frozen model's logits hold NaN or inf under {dtype} autocast: "
+                         f"{'pass --dtype bfloat16 (fp16 overflows) or ' if dtype == 'float16' else ''}"
+                         f"check the checkpoint")
     return S, b, logp_y
 
 
@@ -534,13 +543,14 @@ def train_head(cfg):
 
     n_fit, n_eval = min(cfg.head_tokens, len(fit_tokens)), min(cfg.head_val_tokens, len(eval_tokens))
     fitted_on = "the first half of val" if cfg.head_data == "val" else "train"
-    print(f"head on {init_from} | {device} | fitted on {n_fit:,} positions of {fitted_on}, evaluated on {n_eval:,} "
+    print(f"head on {init_from} | {device} {frozen_dtype(device, cfg.dtype)}{' compiled' if cfg.compile else ''} | fitted on {n_fit:,} positions of {fitted_on}, evaluated on {n_eval:,} "
           f"held-out ones | temperature {cfg.temperature}")
-    fit_stats = collect_stats(model, head, fit_tokens, n_fit, cfg, device, cfg.seed)
-    eval_stats = collect_stats(model, head, eval_tokens, n_eval, cfg, device, cfg.seed + 1)
+    frozen = torch.compile(model) if cfg.compile else model  # model itself stays plain for its fingerprint
+    fit_stats = collect_stats(frozen, head, fit_tokens, n_fit, cfg, device, cfg.seed)
+    eval_stats = collect_stats(frozen, head, eval_tokens, n_eval, cfg, device, cfg.seed + 1)
     truth = Truth(meta, eval_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
     if truth is not None:  # the LM is frozen: its logits on the truth windows, and their KL, never change
-        with torch.no_grad(), autocast(device, frozen_dtype(device)):
+        with torch.no_grad(), autocast(device, frozen_dtype(device, cfg.dtype)):
             truth_logits = model(truth.x).float()
         kl_base = kl_to_truth(truth.p, truth_logits)
 

@@ -1,4 +1,5 @@
 """End-to-end runs of train.py on a very small model and corpus (seconds each on a CPU)."""
+import dataclasses
 import json
 import os
 import signal
@@ -182,6 +183,24 @@ def test_ctrl_c_in_the_last_head_round_still_exports_the_head(tmp_path, corpus, 
     assert torch.load(tmp_path / "head_ckpt.pt", weights_only=False)["epoch"] == 5
 
 
+def test_frozen_logits_that_overflow_fp16_stop_with_the_dtype_fix(tmp_path, corpus, monkeypatch):
+    run(tmp_path, corpus, "--max_steps", "5", "--eval_interval", "5")
+    real_load = train.load_checkpoint
+
+    def loud(path, device):  # the same LM with logits ~1e6: past fp16's 65504, well inside bf16's range
+        model, ckpt = real_load(path, device)
+        with torch.no_grad():
+            model.norm.weight.mul_(1e6)
+        return model, ckpt
+
+    monkeypatch.setattr(train, "load_checkpoint", loud)
+    with pytest.raises(SystemExit, match="under float16 autocast: pass --dtype bfloat16"):
+        run_head(tmp_path, corpus, "--dtype", "float16")
+    assert not os.path.exists(tmp_path / "head_ckpt.pt")
+    run_head(tmp_path, corpus, "--dtype", "bfloat16", "--head_epochs", "5")
+    assert json.loads((tmp_path / "head.json").read_text())["vocab_size"] == data.load_meta(corpus)["vocab_size"]
+
+
 def test_the_head_is_fitted_and_judged_on_the_two_halves_of_held_out_text(corpus):
     meta = data.load_meta(corpus)
     val = np.asarray(data.open_split(corpus, "val", meta))
@@ -274,14 +293,18 @@ def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperatur
             logits = model(x)
         expected.append(head.bucket_stats(logits.view(-1, logits.size(-1)) / 0.8, y.view(-1)))
     S, b, logp_y = (torch.cat(parts) for parts in zip(*expected))
-    runs = [(False, None), (True, None)]  # one stream; the statistics on a second stream (CUDA)
+    # one stream; the statistics on a second stream (CUDA); the same with torch.compile'd statistics
+    runs = [(False, None, False), (True, None, False), (True, None, True)]
     if device == "cuda":  # make races show: a late forward (is its output awaited?), late statistics
-        runs += [(True, "forward"), (True, "statistics")]  # (are the logits kept from the next forward?)
+        runs += [(True, "forward", False), (True, "statistics", False)]  # (are the logits kept from the next forward?)
     real_forward, real_stats = model.forward, head.bucket_stats
-    for overlap, delayed in runs:
+    for overlap, delayed, compiled in runs:
         model.forward = late(real_forward, 50_000_000) if delayed == "forward" else real_forward
         head.bucket_stats = late(real_stats, 50_000_000) if delayed == "statistics" else real_stats
-        got = train.collect_stats(model, head, tokens, batches * 4 * 32, cfg, device, 5, overlap=overlap)
+        run_cfg = dataclasses.replace(cfg, compile=compiled)
+        torch._dynamo.utils.counters.clear()
+        got = train.collect_stats(model, head, tokens, batches * 4 * 32, run_cfg, device, 5, overlap=overlap)
+        assert (torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0) == compiled
         torch.testing.assert_close(got[0], S, rtol=1e-5, atol=1e-6)
         assert torch.equal(got[1], b)
         torch.testing.assert_close(got[2], logp_y, rtol=1e-5, atol=1e-6)
