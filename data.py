@@ -275,18 +275,29 @@ def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=
                          "eos_id": lang.eos_id, "dtype": np.dtype(token_dtype(lang.vocab_size)).name})
 
 
+def split_point(text, val_fraction):
+    """Where val starts: just after the last line break before the 1 - val_fraction mark when one
+    lies within a tenth of val's share of it (val then starts on a whole line), else at the mark."""
+    mark = int(len(text) * (1 - val_fraction))
+    line_start = text.rfind("\n", 0, mark) + 1
+    return line_start if line_start and mark - line_start <= len(text) * val_fraction / 10 else mark
+
+
 def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1):
     """UTF-8 text -> byte-level BPE tokenizer + train/val token files; the last val_fraction is val."""
     try:
-        with open(input_path, encoding="utf-8") as f:
+        with open(input_path, encoding="utf-8", newline="") as f:  # newline="": keep \r\n as the file has it
             text = f.read()
     except FileNotFoundError:
         raise SystemExit(f"error: no file at {input_path}: pass --input with a UTF-8 text file")
+    except IsADirectoryError:
+        raise SystemExit(f"error: {input_path} is a directory: pass --input with one UTF-8 text file "
+                         f"(concatenate several first)")
     except UnicodeDecodeError as e:
         raise SystemExit(f"error: {input_path} is not UTF-8 ({e.reason} at byte {e.start}): convert it to UTF-8 first")
     if not text.strip():
         raise SystemExit(f"error: {input_path} is empty: give a text file with some content")
-    cut = text.rfind("\n", 0, int(len(text) * (1 - val_fraction))) + 1 or int(len(text) * (1 - val_fraction))
+    cut = split_point(text, val_fraction)
     train_text, val_text = text[:cut], text[cut:]
     os.makedirs(out_dir, exist_ok=True)
     tok = bpe_tokenizer(train_text.splitlines(keepends=True), vocab_size)
@@ -326,6 +337,10 @@ def open_split(data_dir, split, meta):
     path = os.path.join(data_dir, f"{split}.bin")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         raise SystemExit(f"error: {path} is missing or empty: re-run data.py for {data_dir}")
+    itemsize = np.dtype(meta["dtype"]).itemsize
+    if os.path.getsize(path) % itemsize:
+        raise SystemExit(f"error: {path} is {os.path.getsize(path):,} bytes, not a whole number of {meta['dtype']} "
+                         f"tokens as meta.json says: the file and meta.json disagree; re-run data.py")
     tokens = np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
     chunk = 1 << 24  # check in slices so a large file is never read into memory whole
     top = max(int(tokens[i:i + chunk].max()) for i in range(0, len(tokens), chunk))
@@ -352,7 +367,10 @@ def get_batch(tokens, batch_size, block_size, rng, device="cpu"):
 def document_windows(tokens, eos_id, n_windows, length):
     """The first n_windows windows of `length` tokens that start at an <eos>: the windows
     whose exact next-token distributions SyntheticLanguage.next_token_probs can give."""
-    starts = np.flatnonzero(np.asarray(tokens[:-length]) == eos_id)[:n_windows]
+    if len(tokens) <= length:
+        raise SystemExit(f"error: the val split has {len(tokens):,} tokens, too few for one window of {length}: "
+                         f"generate more (data.py --val_tokens) or use a smaller --block_size")
+    starts = np.flatnonzero(np.asarray(tokens[:len(tokens) - length + 1]) == eos_id)[:n_windows]
     if len(starts) == 0:
         raise SystemExit("error: the val split holds no <eos> to start an exact-probability window at")
     return np.stack([np.asarray(tokens[i:i + length], dtype=np.int64) for i in starts])

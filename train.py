@@ -75,24 +75,43 @@ class TrainConfig:
     head_prune_below: float = 0.0  # at export, drop weights below this share of the total
 
 
+# how this process runs, not what the run computes: a resumed run takes these from its own flags
+PROCESS_FIELDS = ("out_dir", "device", "compile", "resume")
+
+
 def parse_args(argv=None):
-    """Flags named after TrainConfig's and ModelConfig's fields; model flags override the preset."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """Flags named after TrainConfig's and ModelConfig's fields; model flags override the preset.
+
+    With --resume, every TrainConfig flag not given on this command line comes from the run being
+    resumed (the train_config in its checkpoint), so a bare --resume continues the same run; a
+    flag that is given (say --max_steps, to train longer) wins. A resumed model is the checkpoint's."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     argument_default=argparse.SUPPRESS)  # only the flags given are set
     for cls, group in ((TrainConfig, "training"), (ModelConfig, "model (overrides the preset)")):
         arg_group = parser.add_argument_group(group)
         for f in dataclasses.fields(cls):
             if f.name == "vocab_size":  # always the data's
                 continue
-            default = f.default if cls is TrainConfig else None
-            if f.type is bool:
-                arg_group.add_argument(f"--{f.name}", action=argparse.BooleanOptionalAction, default=default)
-            else:
-                arg_group.add_argument(f"--{f.name}", type=f.type, default=default)
-    args = vars(parser.parse_args(argv))
+            kind = {"action": argparse.BooleanOptionalAction} if f.type is bool else {"type": f.type}
+            arg_group.add_argument(f"--{f.name}", help=f"default {f.default}" if cls is TrainConfig else None, **kind)
+    given = vars(parser.parse_args(argv))
     train_fields = {f.name for f in dataclasses.fields(TrainConfig)}
-    cfg = TrainConfig(**{k: v for k, v in args.items() if k in train_fields})
-    model_overrides = {k: v for k, v in args.items() if k not in train_fields and v is not None}
+    cfg = TrainConfig(**{k: v for k, v in given.items() if k in train_fields})
+    if cfg.resume:
+        saved = resumed_train_config(cfg)
+        cfg = TrainConfig(**{**{k: v for k, v in saved.items() if k in train_fields and k not in PROCESS_FIELDS},
+                             **{k: v for k, v in given.items() if k in train_fields}})
+    model_overrides = {k: v for k, v in given.items() if k not in train_fields}
     return cfg, model_overrides
+
+
+def resumed_train_config(cfg):
+    """The train_config saved in the checkpoint --resume continues ({} when there is none:
+    train_lm and train_head then say so)."""
+    path = os.path.join(cfg.out_dir, "head_ckpt.pt" if cfg.head else "ckpt.pt")
+    if not os.path.exists(path):
+        return {}
+    return torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("train_config", {})
 
 
 def check_config(cfg):
@@ -109,7 +128,7 @@ def check_config(cfg):
                          f"or train (the LM's own training text)")
     if cfg.head_reg not in ("none", "smooth", "sparse"):
         raise SystemExit(f"error: unknown --head_reg {cfg.head_reg!r}: use none, smooth or sparse")
-    for name in ("batch_size", "grad_accum", "eval_batches", "head_epochs"):
+    for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "head_epochs"):
         if getattr(cfg, name) < 1:
             raise SystemExit(f"error: --{name} must be at least 1, got {getattr(cfg, name)}")
 
@@ -259,7 +278,10 @@ def evaluate(model, splits, cfg, device, dtype, meta, truth):
 
 def build_model(cfg, model_overrides, meta):
     settings = {**PRESETS[cfg.preset], **model_overrides, "vocab_size": meta["vocab_size"]}
-    return ModelConfig(**settings)
+    try:
+        return ModelConfig(**settings)
+    except ValueError as e:  # --dim 30 with 4 heads, --n_kv_heads 3, ...
+        raise SystemExit(f"error: {e}") from None
 
 
 def train_lm(cfg, model_overrides):
@@ -285,8 +307,15 @@ def train_lm(cfg, model_overrides):
     cfg.block_size = cfg.block_size or model_cfg.max_seq_len
     if cfg.block_size > model_cfg.max_seq_len:
         raise SystemExit(f"error: --block_size {cfg.block_size} exceeds max_seq_len {model_cfg.max_seq_len}")
+    for split, tokens in (("train", train_tokens), ("val", val_tokens)):  # now, not at the first eval
+        if len(tokens) <= cfg.block_size:
+            raise SystemExit(f"error: {cfg.data_dir}'s {split} split has {len(tokens):,} tokens, too few for one "
+                             f"window of {cfg.block_size}: use more text or a smaller --block_size")
     model = Transformer(model_cfg).to(device)
-    optimizer = AdamW(model.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    try:
+        optimizer = AdamW(model.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    except ValueError as e:  # a negative lr, a beta outside [0, 1)
+        raise SystemExit(f"error: {e}") from None
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == "float16")
     rng = np.random.default_rng(cfg.seed + rank)  # each rank draws its own windows
     step = 0
@@ -298,7 +327,7 @@ def train_lm(cfg, model_overrides):
             raise SystemExit(f"error: {ckpt_path} was written by {len(ckpt['rng'])} process(es), this run has "
                              f"{world_size}: resume with the same number of processes")
         rng.bit_generator.state = ckpt["rng"][rank]
-        torch.set_rng_state(ckpt["torch_rng"])
+        torch.set_rng_state(ckpt["torch_rng"].cpu())  # map_location moved it; the CPU generator wants it back
         step = ckpt["step"]
         if master:
             print(f"resuming {ckpt_path} at step {step}")
@@ -359,7 +388,10 @@ def train_lm(cfg, model_overrides):
                 raise SystemExit(f"error: loss is {loss_sum} at step {step}: stopping; the last good checkpoint "
                                  f"{ckpt_path} is untouched. Lower --lr or use --dtype bfloat16/float32")
             scaler.unscale_(optimizer)  # clip the true gradients, not the scaled ones
-            grad_norm = clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            grad_norm = clip_grad_norm_(model.parameters(), cfg.grad_clip or math.inf)  # 0: measure, never clip
+            if not scaler.is_enabled() and not math.isfinite(grad_norm):  # fp16's scaler skips such a step itself
+                raise SystemExit(f"error: gradient norm is {float(grad_norm)} at step {step} (the loss was finite): "
+                                 f"stopping; the last good checkpoint {ckpt_path} is untouched. Lower --lr")
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)

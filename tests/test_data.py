@@ -94,6 +94,20 @@ def test_prepare_text_round_trips_the_text(tmp_path):
     assert meta["vocab_size"] <= 300 and meta["dtype"] == "uint16"
 
 
+def test_prepare_text_keeps_crlf_and_cuts_val_near_the_mark(tmp_path):
+    text = "".join(f"row {i}, with a windows line end\r\n" for i in range(300))
+    src = tmp_path / "crlf.txt"
+    src.write_bytes(text.encode("utf-8"))
+    meta = data.prepare_text(str(src), str(tmp_path / "o"), vocab_size=300)
+    tok = data.load_tokenizer(str(tmp_path / "o"))
+    assert "".join(tok.decode(data.open_split(str(tmp_path / "o"), s, meta).tolist()) for s in ("train", "val")) == text
+    assert meta["train_bytes"] + meta["val_bytes"] == len(text.encode("utf-8"))
+    # the last line break before 90 %, when it is near; the 90 % mark itself when it is not
+    assert data.split_point("a" * 895 + "\n" + "b" * 104, 0.1) == 896  # within 1 % of the text: a whole line
+    assert data.split_point("a" * 400 + "\n" + "b" * 599, 0.1) == 900  # a whole line would be 60 % of it
+    assert data.split_point("\n" + "a" * 999, 0.1) == 900
+
+
 def test_bad_inputs_exit_with_a_message(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("   \n")
@@ -110,3 +124,15 @@ def test_bad_inputs_exit_with_a_message(tmp_path):
     with pytest.raises(SystemExit, match="token id 99 >= vocab_size 50"):
         data.open_split(str(out), "train", data.load_meta(str(out)))
     assert os.path.exists(out / "train.bin")  # nothing is lost
+    with pytest.raises(SystemExit, match="is a directory"):
+        data.prepare_text(str(tmp_path), str(tmp_path / "o"))
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café\n".encode("latin-1"))
+    with pytest.raises(SystemExit, match="is not UTF-8 .* at byte 3"):
+        data.prepare_text(str(latin1), str(tmp_path / "o"))
+    (out / "meta.json").write_text(json.dumps({"vocab_size": 100, "dtype": "uint32"}))  # 6 bytes of uint16s
+    with pytest.raises(SystemExit, match="not a whole number of uint32 tokens"):
+        data.open_split(str(out), "train", data.load_meta(str(out)))
+    with pytest.raises(SystemExit, match="too few for one window of 8"):
+        data.document_windows(np.zeros(8, dtype=np.uint16), 0, 4, 8)
+    assert len(data.document_windows(np.zeros(9, dtype=np.uint16), 0, 4, 8)) == 2  # starts 0 and 1

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model import PRESETS, KVCache, ModelConfig, Transformer, apply_rope, rope_tables
+from model import PRESETS, KVCache, ModelConfig, RMSNorm, Transformer, apply_rope, rope_tables
 
 
 def tiny_model(**overrides):
@@ -126,10 +126,26 @@ def test_preset_sizes():
     assert 120e6 < counts["gpt2-124m"] < 128e6
 
 
+def test_rms_norm_divides_by_the_root_mean_square_then_scales():
+    norm = RMSNorm(6, eps=1e-5)
+    with torch.no_grad():
+        norm.weight.copy_(torch.arange(1.0, 7.0))
+    x = torch.randn(3, 6) * 5
+    expected = x / torch.sqrt((x ** 2).mean(-1, keepdim=True) + 1e-5) * norm.weight
+    torch.testing.assert_close(norm(x), expected)
+    big = (x * 1000).half()  # its squares overflow fp16 (> 65504): the mean is taken in fp32
+    expected = big.float() / torch.sqrt((big.float() ** 2).mean(-1, keepdim=True) + 1e-5) * norm.weight
+    torch.testing.assert_close(norm(big).float(), expected, rtol=2e-3, atol=2e-3)
+
+
 def test_bad_configs_and_too_long_input_raise():
     with pytest.raises(ValueError, match="n_kv_heads"):
         ModelConfig(n_heads=4, n_kv_heads=3)
     with pytest.raises(ValueError, match="divisible"):
         ModelConfig(dim=30, n_heads=4)
+    with pytest.raises(ValueError, match="n_kv_heads=0 must be at least 1"):
+        ModelConfig(n_kv_heads=0)
+    with pytest.raises(ValueError, match="dropout"):
+        ModelConfig(dropout=1.0)
     with pytest.raises(ValueError, match="max_seq_len"):
         tiny_model()(torch.zeros(1, 41, dtype=torch.long))

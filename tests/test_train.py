@@ -89,7 +89,7 @@ def test_ctrl_c_saves_and_resume_continues_exactly_like_an_uninterrupted_run(tmp
     run(tmp_path / "split", corpus, *common)
     monkeypatch.setattr(data, "get_batch", real_get_batch)
     assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)["step"] == 7
-    run(tmp_path / "split", corpus, "--resume", *common)
+    run(tmp_path / "split", corpus, "--resume")  # bare: the other flags come from the run it resumes
     a = torch.load(tmp_path / "straight" / "ckpt.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)
     assert a["step"] == b["step"] == 20
@@ -134,26 +134,37 @@ def test_bad_flags_exit_with_a_message(tmp_path, corpus):
         train.main(["--data_dir", str(tmp_path / "nothing"), "--out_dir", str(tmp_path), "--device", "cpu"])
     with pytest.raises(SystemExit, match="--resume but no checkpoint"):
         run(tmp_path / "fresh", corpus, "--resume")
+    for flags, message in ((["--dim", "30"], "dim=30 is not divisible by n_heads=4"),
+                           (["--n_kv_heads", "0"], "n_kv_heads=0 must be at least 1"),
+                           (["--eval_interval", "0"], "--eval_interval must be at least 1"),
+                           (["--lr", "-1"], "lr=-1.0 is negative"),
+                           (["--block_size", "9000", "--max_seq_len", "9000"], r"val split has [\d,]+ tokens, too few for one window of 9000")):
+        with pytest.raises(SystemExit, match=message):
+            run(tmp_path / "bad", corpus, *flags)
+        assert not (tmp_path / "bad" / "metrics.jsonl").exists()  # stopped before the first step
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch):
+@pytest.mark.parametrize("broken", ["loss", "gradient"])
+def test_non_finite_loss_or_gradient_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch,
+                                                                              broken):
     run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "2", "--warmup_steps", "1")
-    good = torch.load(tmp_path / "ckpt.pt", weights_only=False)
     real_forward, calls = train.Transformer.forward, []
 
-    def forward_that_overflows(self, idx, targets=None, cache=None):
+    def forward_that_breaks(self, idx, targets=None, cache=None):
         out = real_forward(self, idx, targets, cache)
+        if not self.training:
+            return out
         calls.append(1)
-        if targets is not None and len(calls) > 3:  # the 4th training step of the resumed run
-            return out[0], out[1] * float("nan")
+        if len(calls) == 4:  # the resumed run's 4th step (step 8), after its checkpoint at step 6
+            return out[0], out[1] * float("nan") if broken == "loss" else NanGradient.apply(out[1])
         return out
 
-    monkeypatch.setattr(train.Transformer, "forward", forward_that_overflows)
-    with pytest.raises(SystemExit, match="loss is nan"):
-        run(tmp_path, corpus, "--max_steps", "12", "--eval_interval", "100", "--warmup_steps", "1")
+    monkeypatch.setattr(train.Transformer, "forward", forward_that_breaks)
+    message = "loss is nan at step 7" if broken == "loss" else "gradient norm is nan at step 7"
+    with pytest.raises(SystemExit, match=message):
+        run(tmp_path, corpus, "--resume", "--max_steps", "12")
     kept = torch.load(tmp_path / "ckpt.pt", weights_only=False)
-    assert kept["step"] == good["step"] == 4
-    assert all(torch.equal(kept["model"][k], good["model"][k]) for k in good["model"])
+    assert kept["step"] == 6 and all(torch.isfinite(w).all() for w in kept["model"].values())
 
 
 def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch):
