@@ -48,7 +48,11 @@ def threshold_grid(num_thresholds, tau_min, spacing):
     else:
         raise ValueError(f"unknown spacing {spacing!r}: use 'log' or 'linear'")
     nonzero[0], nonzero[-1] = tau_min, 1.0  # exact ends, whatever the rounding of logspace
-    return torch.cat([torch.zeros(1, dtype=torch.float64), nonzero]).float()
+    tau = torch.cat([torch.zeros(1, dtype=torch.float64), nonzero]).float()
+    if not (tau[1:] > tau[:-1]).all():
+        raise ValueError(f"tau_min={tau_min} with {num_thresholds} thresholds gives thresholds that fp32 cannot tell "
+                         f"apart: raise tau_min (or lower it if it rounds to 1) or use fewer thresholds")
+    return tau
 
 
 def float32_list(values, name, source):
@@ -60,8 +64,8 @@ def float32_list(values, name, source):
     for i, x in enumerate(values):
         if isinstance(x, bool) or not isinstance(x, (int, float)):
             raise ValueError(f"{source}: {name}[{i}] is {x!r}, not a number: write plain numbers")
-        if not math.isfinite(x):
-            raise ValueError(f"{source}: {name}[{i}] is {x}: every value must be finite")
+        if not math.isfinite(x) or not math.isfinite(torch.tensor(x, dtype=torch.float32).item()):
+            raise ValueError(f"{source}: {name}[{i}] is {x}: every value must be finite in fp32 (|x| < 3.4e38)")
     return torch.tensor(values, dtype=torch.float32).tolist()
 
 
@@ -91,6 +95,9 @@ def check_head(thresholds, weights, source):
     if not any(w):
         raise ValueError(f"{source}: every weight is 0, which would remove every token: "
                          f"give at least one threshold a positive weight")
+    if not math.isfinite(torch.tensor(w).sum().item()):
+        raise ValueError(f"{source}: the weights sum past fp32's range: scale them all down "
+                         f"(only their ratios matter)")
     return tau, w
 
 
@@ -98,6 +105,12 @@ def inverse_softplus(w):
     """theta with softplus(theta) = w, stably for large w and -inf for w = 0."""
     w = torch.as_tensor(w, dtype=torch.float64)
     return w + torch.log(-torch.expm1(-w))
+
+
+def log_threshold(tau):
+    """log tau in fp32, rounded once from fp64: the head's thresholds and sample.min_p use this one
+    definition, so a ratio exactly at min_p = tau_k is kept by both or by neither."""
+    return torch.as_tensor(tau, dtype=torch.float64).log().float()
 
 
 def log_ratio(logits):
@@ -204,7 +217,7 @@ class MinPPlusHead(nn.Module):
         return self.cumulative_weights().log()
 
     def nonzero_log_thresholds(self):
-        return self.tau[1:].float().log()  # tau_0 = 0 is reached by every token: no need to test it
+        return log_threshold(self.tau[1:])  # tau_0 = 0 is reached by every token: no need to test it
 
     def buckets(self, logits):
         """(..., V) bucket of each token: (number of thresholds <= r) - 1, in 0..K-1."""
@@ -221,8 +234,8 @@ class MinPPlusHead(nn.Module):
 
         Peak extra memory is about 12 bytes * chunk_size * V (fp32 log ratios, int64 buckets);
         chunk_size None picks one for the device (default_chunk_rows). check=False skips the
-        target-range and NaN checks, each of which waits for the GPU: for a caller that runs
-        this once per batch and checks the results once at the end (train.collect_stats).
+        target-range and NaN checks, each of which waits for the GPU: for a caller whose targets
+        are known to be in range and that checks log p_y once at the end (train.collect_stats).
         per_chunk: chunk_stats, or the same compiled by torch.compile."""
         if logits.dim() != 2 or targets.shape != logits.shape[:1]:
             raise ValueError(f"bucket_stats wants logits (N, V) and targets (N,), got {tuple(logits.shape)} "

@@ -214,6 +214,8 @@ class Transformer(nn.Module):
             slots, end = cache.slot, cache.max_len
         else:
             start = cache.length if cache is not None else 0
+            if cache is not None and start + T > cache.max_len:
+                raise ValueError(f"{start + T} tokens exceed the cache's {cache.max_len} slots: make a larger KVCache")
             if start + T > self.config.max_seq_len:
                 raise ValueError(f"sequence of {start + T} tokens exceeds max_seq_len={self.config.max_seq_len}; "
                                  "crop it")
@@ -293,8 +295,14 @@ def fingerprint(model):
 def pick_device(name):
     """"auto" -> cuda when a GPU is visible, else cpu; any other name as given, once checked."""
     device = ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
-    if device.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise SystemExit(f"error: unknown --device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("error: --device cuda asked for but no GPU is visible: use --device cpu")
+    if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
+        raise SystemExit(f"error: --device {device} but only {torch.cuda.device_count()} GPU(s) are visible")
     return device
 
 
@@ -304,6 +312,16 @@ def load_checkpoint(path, device="cpu"):
         ckpt = torch.load(path, map_location=device, weights_only=False)
     except FileNotFoundError:
         raise SystemExit(f"error: no checkpoint at {path}: run `python train.py` first or pass the right path")
-    model = Transformer(ModelConfig(**ckpt["model_config"]))
-    model.load_state_dict(ckpt["model"])
+    except Exception as e:  # a directory, a text file, a truncated download: torch raises many kinds
+        raise SystemExit(f"error: cannot read {path} as a checkpoint ({type(e).__name__}): pass the ckpt.pt "
+                         f"that train.py wrote") from None
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
+        raise SystemExit(f"error: {path} is not a language-model checkpoint (head_ckpt.pt is the head's): "
+                         f"pass the ckpt.pt that train.py wrote")
+    try:
+        model = Transformer(ModelConfig(**ckpt["model_config"]))
+        model.load_state_dict(ckpt["model"])
+    except (TypeError, ValueError, RuntimeError) as e:
+        raise SystemExit(f"error: {path}'s weights do not fit its own model_config ({str(e).splitlines()[0]}): "
+                         f"the file is damaged or was edited; use another checkpoint") from None
     return model.to(device).eval(), ckpt

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import data
-from head import MinPPlusHead, log_ratio
+from head import MinPPlusHead, log_ratio, log_threshold
 from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint, pick_device
 
 # a prefix whose mass is within this of top_p / typical_p counts as reaching it: fp32
@@ -45,7 +45,8 @@ def keep_smallest_prefix(logits, order_key, mass):
     order = order_key.argsort(dim=-1, stable=True)
     sorted_probs = probs.gather(-1, order)
     mass_before = sorted_probs.cumsum(-1) - sorted_probs
-    keep_sorted = mass_before < mass - MASS_TOLERANCE  # the first in order always stays
+    keep_sorted = mass_before < mass - MASS_TOLERANCE
+    keep_sorted[..., 0] = True  # the first in order always stays, however small the mass asked for
     keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
     return logits.masked_fill(~keep, float("-inf"))
 
@@ -80,8 +81,8 @@ def top_p(logits, top_p):
 
 def min_p(logits, min_p):
     """Min-p (Nguyen et al. 2024): p >= min_p * max p, i.e. z - max z >= log(min_p), no softmax needed."""
-    log_min_p = math.log(min_p) if min_p > 0 else float("-inf")
-    return keep_only(logits, log_ratio(logits) >= log_min_p)  # the head's own log r: min-p is its one-hot case
+    # the head's own log r and log threshold: min-p is exactly its one-hot case, ties included
+    return keep_only(logits, log_ratio(logits) >= log_threshold(min_p).item())
 
 
 def typical(logits, typical_p):
@@ -174,8 +175,18 @@ def filter_logits(logits, method, temperature=1.0, temperature_last=False, top_k
     fn = METHODS[method][0]
     method_of = (lambda z: fn(z, value)) if value is not None else fn
     if temperature_last:
-        return method_of(logits) / temperature
-    return method_of(logits / temperature)
+        return divide(method_of(logits), temperature)
+    return method_of(divide(logits, temperature))
+
+
+def divide(logits, temperature):
+    """logits / T; where a tiny T overflows a row (its max turns +-inf and softmax NaN), that row's
+    greedy limit instead. Only T < 1 can overflow finite logits, so T >= 1 costs nothing more."""
+    scaled = logits / temperature
+    if temperature >= 1:
+        return scaled
+    overflowed = ~torch.isfinite(scaled.amax(-1, keepdim=True)) & torch.isfinite(logits.amax(-1, keepdim=True))
+    return torch.where(overflowed, greedy(logits), scaled)
 
 
 # ----------------------------------------------------------------------------
@@ -208,7 +219,8 @@ def draw(logits, generator=None):
     (E_v / p_v is exponential with rate p_v; the smallest of them wins). Unlike
     torch.multinomial it never waits for the GPU, so a decoding step can be a CUDA graph."""
     probs = F.softmax(logits.float(), dim=-1)
-    race = torch.empty_like(probs).exponential_(generator=generator)  # never 0: no 0 / 0 for removed tokens
+    race = torch.empty_like(probs).exponential_(generator=generator)
+    race.clamp_min_(torch.finfo(race.dtype).tiny)  # a draw of exactly 0 would make a removed token's 0 / 0
     return probs.div_(race).argmax(-1)
 
 
@@ -296,9 +308,11 @@ def load_head(path, model, temperature):
 
 def load_text_side(ckpt, ckpt_path, data_dir, vocab_size):
     """(tokenizer, meta) of the data the checkpoint was trained on, checked against the model."""
-    data_dir = data_dir or ckpt.get("train_config", {}).get("data_dir")
     if data_dir is None:
-        raise SystemExit(f"error: {ckpt_path} does not name its data directory: pass --data_dir")
+        data_dir = ckpt.get("train_config", {}).get("data_dir")
+        if data_dir is None or not os.path.exists(os.path.join(data_dir, "meta.json")):
+            raise SystemExit(f"error: {ckpt_path} was trained on data in {data_dir!r}, which is not here "
+                             f"(relative paths count from the current directory): pass --data_dir")
     meta = data.load_meta(data_dir)
     if meta["vocab_size"] != vocab_size:
         raise SystemExit(f"error: {data_dir} has vocab_size {meta['vocab_size']} but the model has {vocab_size}: "
@@ -349,6 +363,11 @@ def main(argv=None):
 
     eos_id = meta.get("eos_id")
     prompt_ids = tokenizer.encode(args.prompt).ids if args.prompt else []
+    unk_id = tokenizer.token_to_id("<unk>")
+    if unk_id is not None and unk_id in prompt_ids:  # the word-level synthetic vocabulary
+        unknown = [w for w in args.prompt.split() if tokenizer.token_to_id(w) is None]
+        raise SystemExit(f"error: the prompt has words the model's vocabulary lacks ({', '.join(unknown)}): "
+                         f"use its words (lower case; see data.py's lexicon)")
     if not args.prompt or meta["kind"] == "synthetic":  # documents start after an <eos>
         prompt_ids = ([eos_id] if eos_id is not None else tokenizer.encode("\n").ids) + prompt_ids
     decoder = torch.compile(model) if args.compile else model
@@ -369,7 +388,8 @@ def main(argv=None):
     separator = " " if meta["kind"] == "synthetic" else ""  # word-level tokens carry no spaces; BPE's do
     for i, new in enumerate(outputs):
         print(f"--- sample {i + 1}")
-        print((args.prompt + separator if args.prompt else "") + tokenizer.decode(new).strip())
+        text = tokenizer.decode(new)  # BPE text keeps its leading space: the prompt's last word may end there
+        print(args.prompt + separator + text.rstrip() if args.prompt else text.strip())
     n_tokens = sum(len(o) for o in outputs)
     print(f"--- {n_tokens} tokens in {seconds:.2f} s: {n_tokens / seconds:,.0f} tokens/s ({device}, {args.method}"
           f"{', compiled' if args.compile else ''})")

@@ -121,14 +121,20 @@ def check_config(cfg):
         raise SystemExit(f"error: unknown --head {cfg.head!r}: the only head is 'minpplus'")
     if cfg.dtype not in ("auto", "float32", "bfloat16", "float16"):
         raise SystemExit(f"error: unknown --dtype {cfg.dtype!r}: use auto, float32, bfloat16 or float16")
-    if cfg.temperature <= 0:
-        raise SystemExit(f"error: --temperature must be > 0, got {cfg.temperature}")
+    if not (math.isfinite(cfg.temperature) and cfg.temperature > 0):
+        raise SystemExit(f"error: --temperature must be a finite number > 0, got {cfg.temperature}")
+    if not 0 <= cfg.head_prune_below <= 1:
+        raise SystemExit(f"error: --head_prune_below {cfg.head_prune_below} must be a share of the total weight, "
+                         f"in [0, 1]")
+    if not (math.isfinite(cfg.head_lr) and cfg.head_lr >= 0):
+        raise SystemExit(f"error: --head_lr must be a finite number >= 0, got {cfg.head_lr}")
     if cfg.head_data not in ("val", "train"):
         raise SystemExit(f"error: unknown --head_data {cfg.head_data!r}: use val (held-out text, the default) "
                          f"or train (the LM's own training text)")
     if cfg.head_reg not in ("none", "smooth", "sparse"):
         raise SystemExit(f"error: unknown --head_reg {cfg.head_reg!r}: use none, smooth or sparse")
-    for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "head_epochs"):
+    for name in ("batch_size", "grad_accum", "max_steps", "eval_interval", "eval_batches", "head_epochs",
+                 "head_tokens", "head_val_tokens"):
         if getattr(cfg, name) < 1:
             raise SystemExit(f"error: --{name} must be at least 1, got {getattr(cfg, name)}")
 
@@ -446,8 +452,8 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed, overlap=True
 
     def batch_stats(logits, y):
         logits = logits.view(-1, logits.size(-1))
-        if cfg.temperature != 1:  # at 1, skip a whole extra pass over the logits
-            logits = logits / cfg.temperature
+        if cfg.temperature != 1:  # in fp32 as sampling does it; at 1, skip a whole extra pass over the logits
+            logits = logits.float() / cfg.temperature
         # no per-batch checks: a host sync here would idle the GPU while the next forward is launched
         return head.bucket_stats(logits, y.view(-1), check=False, per_chunk=per_chunk)
 
@@ -470,7 +476,7 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed, overlap=True
         for t in (t for part in stats for t in part):  # made on side, read and freed on main
             t.record_stream(main)
     S, b, logp_y = (torch.cat(parts) for parts in zip(*stats))
-    if torch.isnan(logp_y).any():
+    if not torch.isfinite(logp_y).all():  # NaN: an overflowed row; -inf: a target the logits rule out
         raise SystemExit(f"error: the frozen model's logits hold NaN or inf under {dtype} autocast: "
                          f"{'pass --dtype bfloat16 (fp16 overflows) or ' if dtype == 'float16' else ''}"
                          f"check the checkpoint")
@@ -545,6 +551,11 @@ def head_texts(cfg, meta):
     return val_tokens[:half], val_tokens[half:]
 
 
+# what a head's statistics and thresholds depend on: a resumed head must not change them
+HEAD_RUN_FIELDS = ("init_from", "data_dir", "head_data", "head_tokens", "seed", "dtype", "block_size", "temperature",
+                   "head_thresholds", "head_tau_min", "head_spacing")
+
+
 def train_head(cfg):
     device, _ = resolve_device(cfg)
     torch.manual_seed(cfg.seed)
@@ -554,13 +565,19 @@ def train_head(cfg):
     lm_cfg = ckpt["train_config"]
     cfg.data_dir = lm_cfg["data_dir"] if cfg.data_dir == TrainConfig.data_dir else cfg.data_dir
     cfg.block_size = cfg.block_size or model.config.max_seq_len
+    if cfg.block_size > model.config.max_seq_len:
+        raise SystemExit(f"error: --block_size {cfg.block_size} exceeds {init_from}'s max_seq_len "
+                         f"{model.config.max_seq_len}: drop it or pass at most that")
     meta = data.load_meta(cfg.data_dir)
     if meta["vocab_size"] != model.config.vocab_size:
         raise SystemExit(f"error: {cfg.data_dir} has vocab_size {meta['vocab_size']} but {init_from} has "
                          f"{model.config.vocab_size}: pass the --data_dir the model was trained on")
     fit_tokens, eval_tokens = head_texts(cfg, meta)
     os.makedirs(cfg.out_dir, exist_ok=True)
-    head = MinPPlusHead(cfg.head_thresholds, cfg.head_tau_min, cfg.head_spacing).to(device)
+    try:
+        head = MinPPlusHead(cfg.head_thresholds, cfg.head_tau_min, cfg.head_spacing).to(device)
+    except ValueError as e:  # --head_thresholds 2, --head_tau_min 1, --head_spacing cubic, ...
+        raise SystemExit(f"error: {e}") from None
     optimizer = head_optimizer(head, cfg)
     head_ckpt_path = os.path.join(cfg.out_dir, "head_ckpt.pt")
     epoch = 0
@@ -568,6 +585,11 @@ def train_head(cfg):
         if not os.path.exists(head_ckpt_path):
             raise SystemExit(f"error: --resume but no head checkpoint at {head_ckpt_path}")
         state = torch.load(head_ckpt_path, map_location=device, weights_only=False)
+        changed = [k for k in HEAD_RUN_FIELDS if state["train_config"].get(k) != getattr(cfg, k)]
+        if changed:  # the Adam state and epoch belong to statistics these flags define
+            was = ", ".join(f"--{k} {state['train_config'].get(k)!r}" for k in changed)
+            raise SystemExit(f"error: {head_ckpt_path} was fitted with {was}: resume with those (or no such flags), "
+                             f"or drop --resume to fit afresh")
         head.load_state_dict(state["head"])
         optimizer.load_state_dict(state["optimizer"])
         epoch = state["epoch"]
@@ -575,8 +597,9 @@ def train_head(cfg):
 
     n_fit, n_eval = min(cfg.head_tokens, len(fit_tokens)), min(cfg.head_val_tokens, len(eval_tokens))
     fitted_on = "the first half of val" if cfg.head_data == "val" else "train"
-    print(f"head on {init_from} | {device} {frozen_dtype(device, cfg.dtype)}{' compiled' if cfg.compile else ''} | fitted on {n_fit:,} positions of {fitted_on}, evaluated on {n_eval:,} "
-          f"held-out ones | temperature {cfg.temperature}")
+    print(f"head on {init_from} | {device} {frozen_dtype(device, cfg.dtype)}{' compiled' if cfg.compile else ''} | "
+          f"fitted on about {n_fit:,} positions of {fitted_on}, evaluated on about {n_eval:,} held-out ones "
+          f"(windows drawn at random) | temperature {cfg.temperature}")
     frozen = torch.compile(model) if cfg.compile else model  # model itself stays plain for its fingerprint
     fit_stats = collect_stats(frozen, head, fit_tokens, n_fit, cfg, device, cfg.seed)
     eval_stats = collect_stats(frozen, head, eval_tokens, n_eval, cfg, device, cfg.seed + 1)
@@ -584,7 +607,7 @@ def train_head(cfg):
     if truth is not None:  # the LM is frozen: its logits on the truth windows, and their KL, never change
         with torch.no_grad(), autocast(device, frozen_dtype(device, cfg.dtype)):
             truth_logits = model(truth.x).float()
-        kl_base = kl_to_truth(truth.p, truth_logits)
+        kl_base = kl_to_truth(truth.p, truth_logits / cfg.temperature)  # p at the head's T, as base CE is
 
     def run_eval(epoch):
         with torch.no_grad():

@@ -8,6 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import head as head_module
+import sample
 from head import MinPPlusHead, bucket_sums, diagnostics, format_diagnostics, plot_curve
 from optim import AdamW
 
@@ -45,7 +47,9 @@ def test_threshold_grid(spacing):
 
 def test_bad_constructor_arguments():
     for kwargs, words in [(dict(num_thresholds=2), "at least 3"), (dict(tau_min=0.0), "tau_min"),
-                          (dict(tau_min=1.0), "tau_min"), (dict(spacing="cubic"), "spacing")]:
+                          (dict(tau_min=1.0), "tau_min"), (dict(spacing="cubic"), "spacing"),
+                          (dict(tau_min=1e-46), "fp32 cannot tell apart"),  # 0 once rounded to fp32
+                          (dict(tau_min=0.999999999), "fp32 cannot tell apart")]:  # 1 once rounded
         with pytest.raises(ValueError, match=words):
             MinPPlusHead(**kwargs)
 
@@ -87,6 +91,17 @@ def test_one_hot_weight_is_exactly_min_p(j):
     assert torch.equal(torch.isfinite(out), keep)
     expected = torch.where(keep, p, 0.0)
     assert torch.allclose(F.softmax(out, -1).double(), expected / expected.sum(-1, keepdim=True), atol=1e-6)
+
+
+def test_one_hot_weight_equals_min_p_on_ratios_exactly_at_each_threshold():
+    tau = MinPPlusHead().tau  # at the default grid, fp32 log(tau) and log(min_p) once differed by an ulp
+    for j in range(1, len(tau)):
+        at = head_module.log_threshold(tau[j:j + 1])[0]
+        logits = torch.stack([torch.tensor(0.0), at, torch.nextafter(at, torch.tensor(-1e9))])[None]
+        head = MinPPlusHead.from_weights(tau, [0.0] * j + [1.0] + [0.0] * (len(tau) - 1 - j))
+        kept_by_head = torch.isfinite(head(logits))[0].tolist()
+        assert kept_by_head == torch.isfinite(sample.min_p(logits, tau[j].item()))[0].tolist()
+        assert kept_by_head == [True, True, False], j  # at tau_j: kept; a hair below: not
 
 
 def test_scaling_every_weight_changes_nothing():
@@ -321,6 +336,8 @@ GOOD = {"thresholds": [0.0, 0.1, 1.0], "weights": [1.0, 0.5, 0.0], "vocab_size":
     (dict(weights=[1.0, 0.5]), "2 weights for 3 thresholds"),
     (dict(weights=[1.0, "x", 0.0]), "not a number"),
     (dict(weights=[1.0, float("nan"), 0.0]), "finite"),
+    (dict(weights=[1.0, 1e39, 0.0]), r"weights\[1\] is 1e\+39: every value must be finite in fp32"),
+    (dict(weights=[3e38, 3e38, 0.0]), "sum past fp32's range"),
     (dict(thresholds=[]), "non-empty list"),
 ])
 def test_bad_json_is_rejected_with_a_clear_message(tmp_path, change, words):

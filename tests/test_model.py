@@ -149,3 +149,8 @@ def test_bad_configs_and_too_long_input_raise():
         ModelConfig(dropout=1.0)
     with pytest.raises(ValueError, match="max_seq_len"):
         tiny_model()(torch.zeros(1, 41, dtype=torch.long))
+    model = tiny_model()
+    cache = KVCache(model.config, 1, 10, "cpu", torch.float32)
+    model(torch.zeros(1, 8, dtype=torch.long), cache=cache)
+    with pytest.raises(ValueError, match="11 tokens exceed the cache's 10 slots"):
+        model(torch.zeros(1, 3, dtype=torch.long), cache=cache)

@@ -108,6 +108,19 @@ def test_p_of_one_and_zero_cutoffs_keep_every_token():
         assert torch.equal(filter_logits(z, method, **params), z), method
 
 
+def test_the_tiniest_p_keeps_one_token_and_the_tiniest_temperature_is_greedy():
+    z = torch.tensor([[2.0, 1.0, 0.5, 0.0], [-50.0, -49.0, -52.0, -60.0]])
+    for method, params in (("top_p", dict(top_p=1e-9)), ("typical", dict(typical_p=1e-9))):
+        assert torch.isfinite(filter_logits(z, method, **params)).sum(-1).tolist() == [1, 1], method
+    assert torch.isfinite(filter_logits(z, "top_p", top_p=1e-9))[:, :2].tolist() == [[True, False], [False, True]]
+    for last in (False, True):  # z / 1e-38 overflows both rows (to +inf, and to all -inf): their greedy limit
+        out = filter_logits(z, "min_p", min_p=0.5, temperature=1e-38, temperature_last=last)
+        assert torch.isfinite(out).tolist() == [[True, False, False, False], [False, True, False, False]]
+    model = Transformer(ModelConfig(vocab_size=50, dim=32, n_layers=1, n_heads=4, n_kv_heads=2, max_seq_len=24))
+    assert generate(model.eval(), [[3, 14, 15]], 10, temperature=1e-38) == generate(model, [[3, 14, 15]], 10,
+                                                                                    method="greedy")
+
+
 def test_minpplus_calls_the_head_on_the_tempered_logits():
     torch.manual_seed(1)
     z = torch.randn(3, 100) * 2
@@ -382,6 +395,39 @@ def test_cli_errors_are_one_line(run_dir, flags, message):
 def test_cli_asked_for_cuda_without_a_gpu_says_so(run_dir):
     with pytest.raises(SystemExit, match="no GPU is visible: use --device cpu"):
         cli(run_dir, "--device", "cuda")
+
+
+def test_cli_bad_checkpoints_devices_prompts_and_data_dirs_are_one_line_errors(run_dir, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n")
+    ckpt = torch.load(run_dir / "ckpt.pt", weights_only=False)
+    torch.save({"head": {}, "epoch": 3}, tmp_path / "head_ckpt.pt")
+    torch.save({**ckpt, "model_config": {**ckpt["model_config"], "n_layers": 1}}, tmp_path / "edited.pt")
+    torch.save({**ckpt, "train_config": {"data_dir": "moved/away"}}, tmp_path / "moved.pt")
+    for ckpt_path, flags, message in (
+            (tmp_path, (), "cannot read .* as a checkpoint"), (text, (), "cannot read .* as a checkpoint"),
+            (tmp_path / "head_ckpt.pt", (), "not a language-model checkpoint"),
+            (tmp_path / "edited.pt", (), "weights do not fit its own model_config"),
+            (tmp_path / "moved.pt", (), "trained on data in 'moved/away', which is not here.*pass --data_dir"),
+            (run_dir / "ckpt.pt", ("--device", "tpu9"), "unknown --device 'tpu9'"),
+            (run_dir / "ckpt.pt", ("--prompt", "the Purple king zzq"), r"lacks \(Purple, zzq\)")):
+        with pytest.raises(SystemExit, match=message) as error:
+            sample.main(["--ckpt", str(ckpt_path), "--device", "cpu", "--max_new_tokens", "2", *flags])
+        assert "\n" not in str(error.value) and str(error.value).startswith("error: ")
+
+
+def test_cli_keeps_the_space_a_bpe_continuation_starts_with(tmp_path, capsys, monkeypatch):
+    (tmp_path / "in.txt").write_text("I will not believe you, I will not go.\n" * 200)
+    data.prepare_text(str(tmp_path / "in.txt"), str(tmp_path / "data"), vocab_size=300)
+    tokenizer = data.load_tokenizer(str(tmp_path / "data"))
+    cfg = ModelConfig(vocab_size=tokenizer.get_vocab_size(), dim=32, n_layers=1, n_heads=4, n_kv_heads=2,
+                      max_seq_len=32)
+    torch.save({"model": Transformer(cfg).state_dict(), "model_config": dataclasses.asdict(cfg),
+                "train_config": {"data_dir": str(tmp_path / "data")}}, tmp_path / "ckpt.pt")
+    continuation = tokenizer.encode(" not believe you.\n").ids
+    monkeypatch.setattr(sample, "generate", lambda *a, **k: [continuation])
+    sample.main(["--ckpt", str(tmp_path / "ckpt.pt"), "--device", "cpu", "--prompt", "I will", "--num_samples", "1"])
+    assert "\nI will not believe you.\n" in capsys.readouterr().out
 
 
 def test_cli_without_a_checkpoint_says_what_to_do(tmp_path):

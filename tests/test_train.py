@@ -1,6 +1,7 @@
 """End-to-end runs of train.py on a very small model and corpus (seconds each on a CPU)."""
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -98,6 +99,17 @@ def test_ctrl_c_saves_and_resume_continues_exactly_like_an_uninterrupted_run(tmp
     assert a["rng"] == b["rng"]
 
 
+def test_grad_clip_zero_measures_the_norm_and_never_clips(tmp_path, corpus, monkeypatch):
+    limits = []
+    real_clip = train.clip_grad_norm_
+    monkeypatch.setattr(train, "clip_grad_norm_", lambda params, max_norm: limits.append(max_norm) or
+                        real_clip(params, max_norm))
+    run(tmp_path / "off", corpus, "--max_steps", "2", "--eval_interval", "2", "--grad_clip", "0")
+    run(tmp_path / "on", corpus, "--max_steps", "2", "--eval_interval", "2", "--grad_clip", "0.5")
+    assert limits == [math.inf, math.inf, 0.5, 0.5]
+    assert all(r["grad_norm"] > 0 for r in read_metrics(tmp_path / "off") if "grad_norm" in r)
+
+
 def test_learning_rate_warms_up_from_zero_to_the_peak(tmp_path, corpus):
     run(tmp_path, corpus, "--max_steps", "12", "--eval_interval", "6", "--warmup_steps", "4")
     lrs = [r["lr"] for r in read_metrics(tmp_path) if "lr" in r]
@@ -177,6 +189,8 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
     monkeypatch.undo()
     interrupted = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
     assert interrupted["epoch"] == 8 and not (tmp_path / "split" / "head.json").exists()  # the round it was in
+    with pytest.raises(SystemExit, match="was fitted with --head_tokens 6000.*--head_thresholds 32"):
+        run_head(tmp_path / "split", corpus, *head_args, "--head_tokens", "2000", "--head_thresholds", "16", "--resume")
     run_head(tmp_path / "split", corpus, *head_args, "--resume")
     a = torch.load(tmp_path / "straight" / "head_ckpt.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
@@ -184,6 +198,44 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
     assert torch.equal(a["head"]["theta"], b["head"]["theta"]) and torch.equal(a["head"]["tau"], b["head"]["tau"])
     with open(tmp_path / "straight" / "head.json") as f, open(tmp_path / "split" / "head.json") as g:
         assert json.load(f)["weights"] == json.load(g)["weights"]
+
+
+def test_head_kl_and_ce_are_both_at_the_head_temperature(tmp_path, corpus):
+    run(tmp_path, corpus, "--max_steps", "30", "--eval_interval", "30", "--lr", "1e-2", "--warmup_steps", "5")
+    rows = {}
+    for T in ("0.5", "1.0"):  # the untrained head (99 % of its weight on tau = 0): nearly the identity
+        run_head(tmp_path / T, corpus, "--init_from", str(tmp_path / "ckpt.pt"), "--temperature", T,
+                 "--head_lr", "0", "--head_epochs", "1")
+        rows[T] = [r for r in read_metrics(tmp_path / T) if "kl_head" in r][-1]
+        assert rows[T]["head_ce"] == pytest.approx(rows[T]["base_ce"], abs=0.01)
+        assert rows[T]["kl_head"] == pytest.approx(rows[T]["kl_base"], abs=0.01)  # both KLs at the head's T
+    assert rows["0.5"]["kl_base"] > rows["1.0"]["kl_base"] + 0.1  # which matters: T = 0.5 is far from the truth
+
+
+def test_bad_head_flags_exit_with_a_message_before_any_work(tmp_path, corpus):
+    run(tmp_path, corpus, "--max_steps", "2", "--eval_interval", "2")
+    for flags, message in ((["--head_tokens", "0"], "--head_tokens must be at least 1"),
+                           (["--head_prune_below", "2"], "--head_prune_below 2.0 must be a share"),
+                           (["--block_size", "64"], "--block_size 64 exceeds .* max_seq_len 32"),
+                           (["--head_thresholds", "2"], "num_thresholds=2: need at least 3"),
+                           (["--head_spacing", "cubic"], "unknown spacing 'cubic'"),
+                           (["--temperature", "nan"], "--temperature must be a finite number > 0"),
+                           (["--head_lr", "-1"], "--head_lr must be a finite number >= 0")):
+        with pytest.raises(SystemExit, match=message):
+            run_head(tmp_path / "bad", corpus, "--init_from", str(tmp_path / "ckpt.pt"), *flags)
+        assert not (tmp_path / "bad" / "head_ckpt.pt").exists()
+
+
+def test_collect_stats_stops_on_a_target_the_logits_rule_out(corpus):
+    meta = data.load_meta(corpus)
+    V = meta["vocab_size"]
+
+    def only_token_0(x):  # every other token at -inf: log p_y = -inf for most targets
+        return torch.where(torch.arange(V) == 0, 0.0, float("-inf")).expand(*x.shape, V)
+
+    with pytest.raises(SystemExit, match="logits hold NaN or inf under float32 autocast: check the checkpoint"):
+        train.collect_stats(only_token_0, train.MinPPlusHead(), data.open_split(corpus, "val", meta), 256,
+                            train.TrainConfig(batch_size=4, block_size=32), "cpu", 0)
 
 
 def test_ctrl_c_in_the_last_head_round_still_exports_the_head(tmp_path, corpus, monkeypatch):
@@ -302,7 +354,7 @@ def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperatur
         x, y = data.get_batch(tokens, 4, 32, rng, device)
         with torch.no_grad(), train.autocast(device, train.frozen_dtype(device)):
             logits = model(x)
-        expected.append(head.bucket_stats(logits.view(-1, logits.size(-1)) / 0.8, y.view(-1)))
+        expected.append(head.bucket_stats(logits.view(-1, logits.size(-1)).float() / 0.8, y.view(-1)))  # T in fp32
     S, b, logp_y = (torch.cat(parts) for parts in zip(*expected))
     # one stream; the statistics on a second stream (CUDA); the same with torch.compile'd statistics
     runs = [(False, None, False), (True, None, False), (True, None, True)]
