@@ -64,7 +64,8 @@ def greedy_agreement(model, hf, prompts, n_tokens):
     ours = torch.tensor(generate(model, prompts, n_tokens, do_sample=False))
     ids = torch.tensor(prompts, device=next(model.parameters()).device)
     with torch.inference_mode():
-        theirs = hf.generate(ids, do_sample=False, max_new_tokens=n_tokens, min_new_tokens=n_tokens)[:, ids.size(1):]
+        theirs = hf.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n_tokens,
+                             min_new_tokens=n_tokens)[:, ids.size(1):]
     same = (ours == theirs.cpu()).cumprod(1).sum(1)  # the agreeing prefix of each row
     return int(same.min())
 
@@ -113,8 +114,8 @@ def main():
         if hf is not None:
             ids = torch.tensor(rows, device=device)
             for label, extra in (("default cache", {}), ("static cache", {"cache_implementation": "static"})):
-                runs[f"HF, {label}"] = lambda extra=extra: hf.generate(
-                    ids, do_sample=True, top_p=0.9, top_k=0, max_new_tokens=args.new_tokens,
+                runs[f"HF, {label}"] = lambda extra=extra: hf.generate(  # the mask: no prompt token is padding
+                    ids, attention_mask=torch.ones_like(ids), do_sample=True, top_p=0.9, top_k=0, max_new_tokens=args.new_tokens,
                     min_new_tokens=args.new_tokens, **extra)
         for label, fn in runs.items():
             seconds = timed(fn, device, args.repeats)
