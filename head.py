@@ -123,8 +123,10 @@ def log_ratio(logits):
 
 def bucket_index(gap, log_tau):
     """Each token's bucket (number of thresholds <= r, minus one) from its log ratio and the
-    nonzero thresholds' logs; right=True puts a ratio equal to a threshold in that threshold's bucket."""
-    return torch.bucketize(gap, log_tau, right=True)
+    nonzero thresholds' logs; right=True puts a ratio equal to a threshold in that threshold's bucket.
+    int32: half the bytes of int64 to write here and to read back in the scatter (torch >= 2.8
+    scatters and gathers with int32 indices)."""
+    return torch.bucketize(gap, log_tau, right=True, out_int32=True)
 
 
 def bucket_sums(values, buckets, num_buckets, lanes=None):
@@ -220,7 +222,7 @@ class MinPPlusHead(nn.Module):
         return log_threshold(self.tau[1:])  # tau_0 = 0 is reached by every token: no need to test it
 
     def buckets(self, logits):
-        """(..., V) bucket of each token: (number of thresholds <= r) - 1, in 0..K-1."""
+        """(..., V) int32 bucket of each token: (number of thresholds <= r) - 1, in 0..K-1."""
         return bucket_index(log_ratio(logits), self.nonzero_log_thresholds())
 
     def forward(self, logits):
@@ -232,7 +234,7 @@ class MinPPlusHead(nn.Module):
         """(S, b, logp_y): probability mass per bucket (N, K) fp32, the target's bucket (N,) long,
         log p of the target (N,) fp32, from logits (N, V) of any float dtype, chunk by chunk.
 
-        Peak extra memory is about 12 bytes * chunk_size * V (fp32 log ratios, int64 buckets);
+        Peak extra memory is about 8 bytes * chunk_size * V (fp32 log ratios, int32 buckets);
         chunk_size None picks one for the device (default_chunk_rows). check=False skips the
         target-range and NaN checks, each of which waits for the GPU: for a caller whose targets
         are known to be in range and that checks log p_y once at the end (train.collect_stats).

@@ -132,7 +132,7 @@ def test_forward_takes_any_leading_shape_and_half_logits():
 @pytest.mark.parametrize("V", [320, 301])  # a multiple of 32 lanes, and one with a tail
 def test_bucket_sums_in_lanes_equal_a_plain_scatter(V, lanes):
     values, _ = random_logits(40, V)
-    buckets = torch.randint(0, 32, (40, V), generator=torch.Generator().manual_seed(1))
+    buckets = torch.randint(0, 32, (40, V), generator=torch.Generator().manual_seed(1), dtype=torch.int32)
     plain = values.new_zeros(40, 32).scatter_add_(1, buckets, values)
     torch.testing.assert_close(bucket_sums(values, buckets, 32, lanes=lanes), plain, rtol=1e-5, atol=1e-4)
 
