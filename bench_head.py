@@ -245,16 +245,14 @@ def bench_training(args, device):
 
     @torch.no_grad()
     def frozen_forward():
-        rng = np.random.default_rng(cfg.seed)
-        for _ in range(-(-args.train_tokens // (cfg.batch_size * cfg.block_size))):
-            x, _ = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, str(device))
+        for x, _ in data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, args.train_tokens, str(device)):
             with train.autocast(str(device), train.frozen_dtype(str(device))):
                 model(x)
 
     head = MinPPlusHead(args.K).to(device)
 
     def statistics():
-        return train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device), cfg.seed,
+        return train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device),
                                    overlap=not args.no_overlap)
 
     stats = statistics()

@@ -355,13 +355,27 @@ def get_batch(tokens, batch_size, block_size, rng, device="cpu"):
     if len(tokens) <= block_size:
         raise SystemExit(f"error: {len(tokens)} tokens cannot fill one window of {block_size}: "
                          "use more data or a smaller --block_size")
-    starts = rng.integers(0, len(tokens) - block_size, size=batch_size)
+    return windows_at(tokens, rng.integers(0, len(tokens) - block_size, size=batch_size), block_size, device)
+
+
+def windows_at(tokens, starts, block_size, device="cpu"):
+    """x = tokens[i:i+T], y = tokens[i+1:i+T+1] for each start i, as (len(starts), T) int64 tensors."""
     window = np.stack([tokens[i:i + block_size + 1] for i in starts]).astype(np.int64)
     window = torch.from_numpy(window)
     x, y = window[:, :-1], window[:, 1:]
     if torch.device(device).type == "cuda":  # pinned memory lets the copy overlap with compute
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)
     return x.contiguous(), y.contiguous()
+
+
+def tiling_batches(tokens, batch_size, block_size, n_tokens, device="cpu"):
+    """Windows side by side from the start of the text (starts 0, T, 2T, ...), batch by batch,
+    until they hold n_tokens targets or the text ends: every position at most once, unlike
+    random windows, which repeat some positions and miss others."""
+    n_windows = min(-(-n_tokens // block_size), (len(tokens) - 1) // block_size)
+    starts = np.arange(n_windows) * block_size
+    for first in range(0, n_windows, batch_size):
+        yield windows_at(tokens, starts[first:first + batch_size], block_size, device)
 
 
 def document_windows(tokens, eos_id, n_windows, length):

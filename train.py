@@ -435,8 +435,9 @@ def train_lm(cfg, model_overrides):
 
 
 @torch.no_grad()
-def collect_stats(model, head, tokens, n_tokens, cfg, device, seed, overlap=True):
-    """Bucket statistics (S, b, log p_y) of n_tokens positions of random windows.
+def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True):
+    """Bucket statistics (S, b, log p_y) of about n_tokens positions (whole windows of the context
+    length, side by side from the text's start: each position at most once; data.tiling_batches).
 
     The LM is frozen, so its forward runs once here (fp16 autocast on CUDA) and the head is
     then fitted on these (N, K) tensors for many epochs without touching the logits again.
@@ -444,7 +445,6 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed, overlap=True
     on the first, so their memory-bound kernels can fill the forward's gaps (overlap=False:
     one stream). cfg.compile runs the per-chunk statistics through torch.compile (model is
     whatever the caller passes: compiled or not)."""
-    rng = np.random.default_rng(seed)
     per_chunk = torch.compile(chunk_stats, dynamic=False) if cfg.compile else chunk_stats
     dtype = frozen_dtype(device, cfg.dtype)
     main = torch.cuda.current_stream(device) if torch.device(device).type == "cuda" else None
@@ -458,9 +458,9 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, seed, overlap=True
         return head.bucket_stats(logits, y.view(-1), check=False, per_chunk=per_chunk)
 
     stats = []
-    for _ in tqdm(range(math.ceil(n_tokens / (cfg.batch_size * cfg.block_size))), desc="frozen forward",
-                  dynamic_ncols=True, leave=False):
-        x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
+    batches = data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens, device)
+    for x, y in tqdm(batches, total=math.ceil(min(n_tokens, len(tokens)) / (cfg.batch_size * cfg.block_size)),
+                     desc="frozen forward", dynamic_ncols=True, leave=False):
         with autocast(device, dtype):
             logits = model(x)
         if side is None:
@@ -595,14 +595,13 @@ def train_head(cfg):
         epoch = state["epoch"]
         print(f"resuming the head at epoch {epoch}")
 
-    n_fit, n_eval = min(cfg.head_tokens, len(fit_tokens)), min(cfg.head_val_tokens, len(eval_tokens))
     fitted_on = "the first half of val" if cfg.head_data == "val" else "train"
-    print(f"head on {init_from} | {device} {frozen_dtype(device, cfg.dtype)}{' compiled' if cfg.compile else ''} | "
-          f"fitted on about {n_fit:,} positions of {fitted_on}, evaluated on about {n_eval:,} held-out ones "
-          f"(windows drawn at random) | temperature {cfg.temperature}")
     frozen = torch.compile(model) if cfg.compile else model  # model itself stays plain for its fingerprint
-    fit_stats = collect_stats(frozen, head, fit_tokens, n_fit, cfg, device, cfg.seed)
-    eval_stats = collect_stats(frozen, head, eval_tokens, n_eval, cfg, device, cfg.seed + 1)
+    fit_stats = collect_stats(frozen, head, fit_tokens, cfg.head_tokens, cfg, device)
+    eval_stats = collect_stats(frozen, head, eval_tokens, cfg.head_val_tokens, cfg, device)
+    print(f"head on {init_from} | {device} {frozen_dtype(device, cfg.dtype)}{' compiled' if cfg.compile else ''} | "
+          f"fitted on {len(fit_stats[1]):,} positions of {fitted_on}, evaluated on {len(eval_stats[1]):,} held-out "
+          f"ones | temperature {cfg.temperature}")
     truth = Truth(meta, eval_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
     if truth is not None:  # the LM is frozen: its logits on the truth windows, and their KL, never change
         with torch.no_grad(), autocast(device, frozen_dtype(device, cfg.dtype)):

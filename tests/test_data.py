@@ -3,6 +3,7 @@ import os
 
 import numpy as np
 import pytest
+import torch
 
 import data
 
@@ -24,6 +25,16 @@ def test_loader_y_is_x_shifted_by_one_read_from_the_file(tmp_path):
         start = int(np.flatnonzero(tokens == row_x[0])[0])
         assert np.array_equal(row_x, tokens[start:start + 32])
         assert np.array_equal(row_y, tokens[start + 1:start + 33])
+
+
+def test_tiling_batches_cover_each_position_once_from_the_start():
+    tokens = np.arange(1000, dtype=np.uint16)
+    batches = list(data.tiling_batches(tokens, batch_size=3, block_size=32, n_tokens=300))
+    assert [len(x) for x, _ in batches] == [3, 3, 3, 1]  # ceil(300 / 32) = 10 windows
+    x, y = (torch.cat(parts) for parts in zip(*batches))
+    assert torch.equal(x.flatten(), torch.arange(320)) and torch.equal(y.flatten(), torch.arange(1, 321))
+    whole = list(data.tiling_batches(tokens, batch_size=64, block_size=32, n_tokens=10**6))  # more than the text
+    assert sum(len(x) for x, _ in whole) == 999 // 32  # every whole window there is; y never runs off the end
 
 
 def test_exact_probabilities_sum_to_one(lang):
