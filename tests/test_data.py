@@ -27,6 +27,15 @@ def test_loader_y_is_x_shifted_by_one_read_from_the_file(tmp_path):
         assert np.array_equal(row_y, tokens[start + 1:start + 33])
 
 
+def test_a_vocabulary_past_uint16_is_stored_as_uint32(tmp_path):
+    ids = [0, 65535, 65536, 99999]
+    for vocab, dtype in ((65536, "uint16"), (100_000, "uint32")):
+        data.write_split(str(tmp_path / "train.bin"), ids[:2] if vocab == 65536 else ids, vocab)
+        meta = {"vocab_size": vocab, "dtype": np.dtype(data.token_dtype(vocab)).name}
+        assert meta["dtype"] == dtype
+        assert data.open_split(str(tmp_path), "train", meta).tolist() == (ids[:2] if vocab == 65536 else ids)
+
+
 def test_tiling_batches_cover_each_position_once_from_the_start():
     tokens = np.arange(1000, dtype=np.uint16)
     batches = list(data.tiling_batches(tokens, batch_size=3, block_size=32, n_tokens=300))
