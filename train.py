@@ -663,6 +663,9 @@ def main(argv=None):
     cfg, model_overrides = parse_args(argv)
     check_config(cfg)
     if cfg.head:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # every rank would fit the same head into the same files
+            raise SystemExit("error: head training runs in one process (its statistics take one forward): "
+                             "start it with python, not torchrun")
         return train_head(cfg)
     return train_lm(cfg, model_overrides)
 

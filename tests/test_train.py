@@ -226,6 +226,12 @@ def test_bad_head_flags_exit_with_a_message_before_any_work(tmp_path, corpus):
         assert not (tmp_path / "bad" / "head_ckpt.pt").exists()
 
 
+def test_head_training_under_torchrun_says_to_use_one_process(corpus, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(SystemExit, match="head training runs in one process"):
+        train.main(["--head", "minpplus", "--data_dir", corpus])
+
+
 def test_collect_stats_stops_on_a_target_the_logits_rule_out(corpus):
     meta = data.load_meta(corpus)
     V = meta["vocab_size"]
