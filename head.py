@@ -108,9 +108,10 @@ def inverse_softplus(w):
 
 
 def log_threshold(tau):
-    """log tau in fp32, rounded once from fp64: the head's thresholds and sample.min_p use this one
-    definition, so a ratio exactly at min_p = tau_k is kept by both or by neither."""
-    return torch.as_tensor(tau, dtype=torch.float64).log().float()
+    """log tau in fp32: tau rounded to fp32 (what a head holds), its log taken in fp64 and rounded
+    once. The head's thresholds and sample.min_p use this one definition, so min_p = m and a head
+    one-hot at tau = m keep exactly the same tokens, a ratio exactly at the threshold included."""
+    return torch.as_tensor(tau, dtype=torch.float32).double().log().float()
 
 
 def log_ratio(logits):

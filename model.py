@@ -5,6 +5,7 @@ The whole model is in this file. `Transformer(config)(idx)` returns logits (B, T
 """
 import hashlib
 import math
+import pickle
 from dataclasses import dataclass
 
 import torch
@@ -312,9 +313,12 @@ def load_checkpoint(path, device="cpu"):
         ckpt = torch.load(path, map_location=device, weights_only=False)
     except FileNotFoundError:
         raise SystemExit(f"error: no checkpoint at {path}: run `python train.py` first or pass the right path")
-    except Exception as e:  # a directory, a text file, a truncated download: torch raises many kinds
-        raise SystemExit(f"error: cannot read {path} as a checkpoint ({type(e).__name__}): pass the ckpt.pt "
-                         f"that train.py wrote") from None
+    except torch.OutOfMemoryError:
+        raise  # a real checkpoint too large for the device: torch's own message says so
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as e:  # a directory, a text file, a truncation
+        raise SystemExit(f"error: cannot read {path} as a checkpoint ({type(e).__name__}: "
+                         f"{str(e).splitlines()[0] if str(e) else 'no detail'}): pass the ckpt.pt that train.py wrote"
+                         ) from None
     if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
         raise SystemExit(f"error: {path} is not a language-model checkpoint (head_ckpt.pt is the head's): "
                          f"pass the ckpt.pt that train.py wrote")

@@ -83,8 +83,9 @@ def parse_args(argv=None):
     """Flags named after TrainConfig's and ModelConfig's fields; model flags override the preset.
 
     With --resume, every TrainConfig flag not given on this command line comes from the run being
-    resumed (the train_config in its checkpoint), so a bare --resume continues the same run; a
-    flag that is given (say --max_steps, to train longer) wins. A resumed model is the checkpoint's."""
+    resumed (the train_config in its checkpoint), except PROCESS_FIELDS, so a bare --resume
+    continues the same run; a flag that is given (say --max_steps, to train longer) wins. A
+    resumed model is the checkpoint's."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                      argument_default=argparse.SUPPRESS)  # only the flags given are set
     for cls, group in ((TrainConfig, "training"), (ModelConfig, "model (overrides the preset)")):
@@ -126,6 +127,8 @@ def check_config(cfg):
     if not 0 <= cfg.head_prune_below <= 1:
         raise SystemExit(f"error: --head_prune_below {cfg.head_prune_below} must be a share of the total weight, "
                          f"in [0, 1]")
+    if not cfg.grad_clip >= 0:
+        raise SystemExit(f"error: --grad_clip must be >= 0 (0 turns clipping off), got {cfg.grad_clip}")
     if not (math.isfinite(cfg.head_lr) and cfg.head_lr >= 0):
         raise SystemExit(f"error: --head_lr must be a finite number >= 0, got {cfg.head_lr}")
     if cfg.head_data not in ("val", "train"):
@@ -477,9 +480,10 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True):
             t.record_stream(main)
     S, b, logp_y = (torch.cat(parts) for parts in zip(*stats))
     if not torch.isfinite(logp_y).all():  # NaN: an overflowed row; -inf: a target the logits rule out
-        raise SystemExit(f"error: the frozen model's logits hold NaN or inf under {dtype} autocast: "
+        raise SystemExit(f"error: the frozen model's logits hold NaN or inf under {dtype} autocast"
+                         f"{f' at temperature {cfg.temperature}' if cfg.temperature != 1 else ''}: "
                          f"{'pass --dtype bfloat16 (fp16 overflows) or ' if dtype == 'float16' else ''}"
-                         f"check the checkpoint")
+                         f"{'raise --temperature or ' if cfg.temperature < 1 else ''}check the checkpoint")
     return S, b, logp_y
 
 
@@ -552,7 +556,7 @@ def head_texts(cfg, meta):
 
 
 # what a head's statistics and thresholds depend on: a resumed head must not change them
-HEAD_RUN_FIELDS = ("init_from", "data_dir", "head_data", "head_tokens", "seed", "dtype", "block_size", "temperature",
+HEAD_RUN_FIELDS = ("init_from", "data_dir", "head_data", "head_tokens", "dtype", "block_size", "temperature",
                    "head_thresholds", "head_tau_min", "head_spacing")
 
 
@@ -562,6 +566,7 @@ def train_head(cfg):
     init_from = cfg.init_from or os.path.join(cfg.out_dir, "ckpt.pt")
     model, ckpt = load_checkpoint(init_from, device)
     model.requires_grad_(False)  # frozen: only the head's theta learns
+    lm_fingerprint = fingerprint(model)  # names these weights in head_ckpt.pt and head.json
     lm_cfg = ckpt["train_config"]
     cfg.data_dir = lm_cfg["data_dir"] if cfg.data_dir == TrainConfig.data_dir else cfg.data_dir
     cfg.block_size = cfg.block_size or model.config.max_seq_len
@@ -586,6 +591,9 @@ def train_head(cfg):
             raise SystemExit(f"error: --resume but no head checkpoint at {head_ckpt_path}")
         state = torch.load(head_ckpt_path, map_location=device, weights_only=False)
         changed = [k for k in HEAD_RUN_FIELDS if state["train_config"].get(k) != getattr(cfg, k)]
+        if state.get("checkpoint") != lm_fingerprint:  # the LM itself was trained on since
+            raise SystemExit(f"error: {head_ckpt_path} was fitted on other weights than {init_from}'s now: "
+                             f"drop --resume to fit a head on this model")
         if changed:  # the Adam state and epoch belong to statistics these flags define
             was = ", ".join(f"--{k} {state['train_config'].get(k)!r}" for k in changed)
             raise SystemExit(f"error: {head_ckpt_path} was fitted with {was}: resume with those (or no such flags), "
@@ -639,7 +647,7 @@ def train_head(cfg):
             epoch = last
             run_eval(epoch)
             save_atomic({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
-                         "train_config": asdict(cfg)}, head_ckpt_path)
+                         "train_config": asdict(cfg), "checkpoint": lm_fingerprint}, head_ckpt_path)
             if stop.requested and epoch < cfg.head_epochs:  # in the last round: finish and export
                 tqdm.write(f"saved {head_ckpt_path} at epoch {epoch}; continue with --resume")
                 return head
@@ -652,7 +660,7 @@ def train_head(cfg):
     exported = head.pruned(cfg.head_prune_below) if cfg.head_prune_below > 0 else head
     json_path = os.path.join(cfg.out_dir, "head.json")
     exported.save_json(json_path, temperature=cfg.temperature, vocab_size=model.config.vocab_size,
-                       checkpoint=fingerprint(model), checkpoint_path=init_from, checkpoint_step=ckpt.get("step"),
+                       checkpoint=lm_fingerprint, checkpoint_path=init_from, checkpoint_step=ckpt.get("step"),
                        fitted_on=fitted_on)
     png = os.path.join(cfg.out_dir, "head_curve.png")
     print(f"wrote {json_path}" + (f" and {png}" if plot_curve(exported, png) else ""))

@@ -93,15 +93,18 @@ def test_one_hot_weight_is_exactly_min_p(j):
     assert torch.allclose(F.softmax(out, -1).double(), expected / expected.sum(-1, keepdim=True), atol=1e-6)
 
 
-def test_one_hot_weight_equals_min_p_on_ratios_exactly_at_each_threshold():
-    tau = MinPPlusHead().tau  # at the default grid, fp32 log(tau) and log(min_p) once differed by an ulp
+@pytest.mark.parametrize("grid", ["default", "typed"])
+def test_one_hot_weight_equals_min_p_on_ratios_exactly_at_each_threshold(grid):
+    # the default grid, and thresholds as a user types min_p (0.01 ... 0.99: most are not fp32 numbers);
+    # log(tau) in fp32 and log(min_p) in fp64 once differed by an ulp for about half of these
+    tau = MinPPlusHead().tau.tolist() if grid == "default" else [0.0] + [k / 100 for k in range(1, 100)] + [1.0]
     for j in range(1, len(tau)):
-        at = head_module.log_threshold(tau[j:j + 1])[0]
+        at = head_module.log_threshold(tau[j])
         logits = torch.stack([torch.tensor(0.0), at, torch.nextafter(at, torch.tensor(-1e9))])[None]
         head = MinPPlusHead.from_weights(tau, [0.0] * j + [1.0] + [0.0] * (len(tau) - 1 - j))
         kept_by_head = torch.isfinite(head(logits))[0].tolist()
-        assert kept_by_head == torch.isfinite(sample.min_p(logits, tau[j].item()))[0].tolist()
-        assert kept_by_head == [True, True, False], j  # at tau_j: kept; a hair below: not
+        assert kept_by_head == torch.isfinite(sample.min_p(logits, tau[j]))[0].tolist(), tau[j]
+        assert kept_by_head == [True, True, False], tau[j]  # at tau_j: kept; a hair below: not
 
 
 def test_scaling_every_weight_changes_nothing():

@@ -113,10 +113,14 @@ def test_the_tiniest_p_keeps_one_token_and_the_tiniest_temperature_is_greedy():
     for method, params in (("top_p", dict(top_p=1e-9)), ("typical", dict(typical_p=1e-9))):
         assert torch.isfinite(filter_logits(z, method, **params)).sum(-1).tolist() == [1, 1], method
     assert torch.isfinite(filter_logits(z, "top_p", top_p=1e-9))[:, :2].tolist() == [[True, False], [False, True]]
-    for last in (False, True):  # z / 1e-38 overflows both rows (to +inf, and to all -inf): their greedy limit
+    z = torch.tensor([[5.0, 1.0, 0.5, 0.0], [-50.0, -49.0, -52.0, -60.0]])
+    assert torch.isnan(F.softmax(z / 1e-38, -1)).all()  # 5e38 is +inf in fp32; the other row is all -inf
+    for last in (False, True):  # such rows get their greedy limit
         out = filter_logits(z, "min_p", min_p=0.5, temperature=1e-38, temperature_last=last)
         assert torch.isfinite(out).tolist() == [[True, False, False, False], [False, True, False, False]]
     model = Transformer(ModelConfig(vocab_size=50, dim=32, n_layers=1, n_heads=4, n_kv_heads=2, max_seq_len=24))
+    with torch.no_grad():
+        model.norm.weight.mul_(1000)  # logits of hundreds: z / 1e-38 overflows on every step
     assert generate(model.eval(), [[3, 14, 15]], 10, temperature=1e-38) == generate(model, [[3, 14, 15]], 10,
                                                                                     method="greedy")
 

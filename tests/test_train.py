@@ -198,6 +198,9 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
     assert torch.equal(a["head"]["theta"], b["head"]["theta"]) and torch.equal(a["head"]["tau"], b["head"]["tau"])
     with open(tmp_path / "straight" / "head.json") as f, open(tmp_path / "split" / "head.json") as g:
         assert json.load(f)["weights"] == json.load(g)["weights"]
+    run(tmp_path / "lm", corpus, "--resume", "--max_steps", "32")  # the LM trains on in place
+    with pytest.raises(SystemExit, match="fitted on other weights"):
+        run_head(tmp_path / "split", corpus, *head_args, "--resume")
 
 
 def test_head_kl_and_ce_are_both_at_the_head_temperature(tmp_path, corpus):
@@ -356,10 +359,12 @@ def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperatur
     head = train.MinPPlusHead().to(device)
     cfg = train.TrainConfig(batch_size=4, block_size=32, temperature=0.8)
     batches, expected = 8, []
-    windows = torch.from_numpy(np.asarray(tokens[:31 * 32 + 1], dtype=np.int64))  # 984 targets: 31 whole windows
-    for first in range(0, 31, 4):  # windows side by side from the start, 4 a batch (the last has 3)
-        x = torch.stack([windows[32 * w:32 * w + 32] for w in range(first, min(first + 4, 31))]).to(device)
-        y = torch.stack([windows[32 * w + 1:32 * w + 33] for w in range(first, min(first + 4, 31))]).to(device)
+    text = torch.from_numpy(np.asarray(tokens, dtype=np.int64))
+    available = (len(text) - 1) // 32
+    starts = [w * available // 31 * 32 for w in range(31)]  # 984 targets: 31 windows spread over the text
+    for first in range(0, 31, 4):  # 4 a batch (the last has 3)
+        x = torch.stack([text[i:i + 32] for i in starts[first:first + 4]]).to(device)
+        y = torch.stack([text[i + 1:i + 33] for i in starts[first:first + 4]]).to(device)
         with torch.no_grad(), train.autocast(device, train.frozen_dtype(device)):
             logits = model(x)
         expected.append(head.bucket_stats(logits.view(-1, logits.size(-1)).float() / 0.8, y.view(-1)))  # T in fp32
