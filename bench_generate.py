@@ -115,7 +115,8 @@ def main():
             ids = torch.tensor(rows, device=device)
             for label, extra in (("default cache", {}), ("static cache", {"cache_implementation": "static"})):
                 runs[f"HF, {label}"] = lambda extra=extra: hf.generate(  # the mask: no prompt token is padding
-                    ids, attention_mask=torch.ones_like(ids), do_sample=True, top_p=0.9, top_k=0, max_new_tokens=args.new_tokens,
+                    ids, attention_mask=torch.ones_like(ids), do_sample=True, top_p=0.9, top_k=0,
+                    max_new_tokens=args.new_tokens,
                     min_new_tokens=args.new_tokens, **extra)
         for label, fn in runs.items():
             seconds = timed(fn, device, args.repeats)

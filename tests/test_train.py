@@ -150,7 +150,8 @@ def test_bad_flags_exit_with_a_message(tmp_path, corpus):
                            (["--n_kv_heads", "0"], "n_kv_heads=0 must be at least 1"),
                            (["--eval_interval", "0"], "--eval_interval must be at least 1"),
                            (["--lr", "-1"], "lr=-1.0 is negative"),
-                           (["--block_size", "9000", "--max_seq_len", "9000"], r"val split has [\d,]+ tokens, too few for one window of 9000")):
+                           (["--block_size", "9000", "--max_seq_len", "9000"],
+                            r"val split has [\d,]+ tokens, too few for one window of 9000")):
         with pytest.raises(SystemExit, match=message):
             run(tmp_path / "bad", corpus, *flags)
         assert not (tmp_path / "bad" / "metrics.jsonl").exists()  # stopped before the first step
