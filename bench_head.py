@@ -245,7 +245,8 @@ def bench_training(args, device):
 
     @torch.no_grad()
     def frozen_forward():
-        for x, _ in data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, args.train_tokens, str(device)):
+        for starts in data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, args.train_tokens):
+            x, _ = data.windows_at(tokens, starts, cfg.block_size, str(device))
             with train.autocast(str(device), train.frozen_dtype(str(device))):
                 model(x)
 

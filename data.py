@@ -368,18 +368,18 @@ def windows_at(tokens, starts, block_size, device="cpu"):
     return x.contiguous(), y.contiguous()
 
 
-def tiling_batches(tokens, batch_size, block_size, n_tokens, device="cpu"):
-    """Non-overlapping windows holding about n_tokens targets (whole windows), batch by batch:
-    every window of the text when it has no more, else that many spread evenly over it. Each
-    position counts at most once, unlike random windows, which repeat some and miss others."""
+def tiling_batches(tokens, batch_size, block_size, n_tokens):
+    """The starts of non-overlapping windows holding about n_tokens targets (whole windows), a
+    list of arrays of at most batch_size (windows_at makes each a batch): every window of the
+    text when it has no more, else that many spread evenly over it. Each position counts at most
+    once, unlike random windows, which repeat some and miss others."""
     available = (len(tokens) - 1) // block_size  # the text cut into whole windows
     if available == 0:
         raise SystemExit(f"error: {len(tokens):,} tokens cannot fill one window of {block_size}: "
                          "use more data or a smaller --block_size")
     n_windows = min(-(-n_tokens // block_size), available)
     starts = np.arange(n_windows) * available // n_windows * block_size
-    for first in range(0, n_windows, batch_size):
-        yield windows_at(tokens, starts[first:first + batch_size], block_size, device)
+    return [starts[first:first + batch_size] for first in range(0, n_windows, batch_size)]
 
 
 def document_windows(tokens, eos_id, n_windows, length):

@@ -439,8 +439,8 @@ def train_lm(cfg, model_overrides):
 
 @torch.no_grad()
 def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True):
-    """Bucket statistics (S, b, log p_y) of about n_tokens positions (whole windows of the context
-    length, side by side from the text's start: each position at most once; data.tiling_batches).
+    """Bucket statistics (S, b, log p_y) of about n_tokens positions (whole non-overlapping windows
+    of the context length: each position at most once; data.tiling_batches).
 
     The LM is frozen, so its forward runs once here (fp16 autocast on CUDA) and the head is
     then fitted on these (N, K) tensors for many epochs without touching the logits again.
@@ -461,9 +461,9 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True):
         return head.bucket_stats(logits, y.view(-1), check=False, per_chunk=per_chunk)
 
     stats = []
-    batches = data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens, device)
-    for x, y in tqdm(batches, total=math.ceil(min(n_tokens, len(tokens)) / (cfg.batch_size * cfg.block_size)),
-                     desc="frozen forward", dynamic_ncols=True, leave=False):
+    for starts in tqdm(data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens),
+                       desc="frozen forward", dynamic_ncols=True, leave=False):
+        x, y = data.windows_at(tokens, starts, cfg.block_size, device)
         with autocast(device, dtype):
             logits = model(x)
         if side is None:

@@ -38,18 +38,22 @@ def test_a_vocabulary_past_uint16_is_stored_as_uint32(tmp_path):
 
 def test_tiling_batches_count_each_position_at_most_once():
     tokens = np.arange(1000, dtype=np.uint16)  # 31 whole windows of 32 (y needs one token past x)
-    whole = list(data.tiling_batches(tokens, batch_size=8, block_size=32, n_tokens=10**6))  # more than the text
+
+    def windows(batch_size, n_tokens):
+        return [data.windows_at(tokens, starts, 32) for starts in data.tiling_batches(tokens, batch_size, 32, n_tokens)]
+
+    whole = windows(batch_size=8, n_tokens=10**6)  # more than the text
     x, y = (torch.cat(parts) for parts in zip(*whole))
     assert [len(b) for b, _ in whole] == [8, 8, 8, 7]
     assert torch.equal(x.flatten(), torch.arange(31 * 32)) and torch.equal(y.flatten(), torch.arange(1, 31 * 32 + 1))
-    batches = list(data.tiling_batches(tokens, batch_size=3, block_size=32, n_tokens=300))
+    batches = windows(batch_size=3, n_tokens=300)
     assert [len(b) for b, _ in batches] == [3, 3, 3, 1]  # ceil(300 / 32) = 10 windows, spread over the 31
     x, y = (torch.cat(parts) for parts in zip(*batches))
     starts = x[:, 0]
     assert (starts % 32 == 0).all() and (starts.diff() >= 96).all() and starts[-1] >= 27 * 32
     assert torch.equal(y, x + 1)
     with pytest.raises(SystemExit, match="32 tokens cannot fill one window of 32"):
-        next(data.tiling_batches(tokens[:32], 4, 32, 100))
+        data.tiling_batches(tokens[:32], 4, 32, 100)
 
 
 def test_exact_probabilities_sum_to_one(lang):
