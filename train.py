@@ -607,14 +607,15 @@ def train_head(cfg):
     frozen = torch.compile(model) if cfg.compile else model  # model itself stays plain for its fingerprint
     fit_stats = collect_stats(frozen, head, fit_tokens, cfg.head_tokens, cfg, device)
     eval_stats = collect_stats(frozen, head, eval_tokens, cfg.head_val_tokens, cfg, device)
-    print(f"head on {init_from} | {device} {frozen_dtype(device, cfg.dtype)}{' compiled' if cfg.compile else ''} | "
+    dtype = frozen_dtype(device, cfg.dtype)
+    print(f"head on {init_from} | {device} {dtype}{' compiled' if cfg.compile else ''} | "
           f"fitted on {len(fit_stats[1]):,} positions of {fitted_on}, evaluated on {len(eval_stats[1]):,} held-out "
           f"ones | temperature {cfg.temperature}")
     truth = Truth(meta, eval_tokens, cfg.truth_windows, cfg.block_size, device) if meta["kind"] == "synthetic" else None
     if truth is not None:  # the LM is frozen: its logits on the truth windows, and their KL, never change
-        with torch.no_grad(), autocast(device, frozen_dtype(device, cfg.dtype)):
-            truth_logits = model(truth.x).float()
-        kl_base = kl_to_truth(truth.p, truth_logits / cfg.temperature)  # p at the head's T, as base CE is
+        with torch.no_grad(), autocast(device, dtype):
+            truth_logits = model(truth.x).float() / cfg.temperature  # at the head's T, as base CE is
+        kl_base = kl_to_truth(truth.p, truth_logits)
 
     def run_eval(epoch):
         with torch.no_grad():
@@ -622,7 +623,7 @@ def train_head(cfg):
         # CEs, normalised weights, their entropy, share above the lowest threshold, mass above each, c(r)
         row = {"epoch": epoch, **d}
         if truth is not None:
-            row["kl_head"] = kl_to_truth(truth.p, head(truth_logits / cfg.temperature))  # q at the head's T
+            row["kl_head"] = kl_to_truth(truth.p, head(truth_logits))
             row["kl_base"] = kl_base
         log_metrics(cfg.out_dir, row)
         tqdm.write(f"epoch {epoch}: base CE {d['base_ce']:.4f} | head CE {d['head_ce']:.4f} "
