@@ -307,19 +307,34 @@ def pick_device(name):
     return device
 
 
-def load_checkpoint(path, device="cpu"):
-    """Rebuild the model saved by train.py at `path`; returns (model in eval mode, checkpoint dict)."""
+def read_checkpoint(path, device="cpu"):
+    """The dict train.py saved at path, read with weights_only=True: a checkpoint holds tensors and
+    plain Python values only, so a crafted file that pickles code is refused instead of run."""
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=False)
+        ckpt = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
         raise SystemExit(f"error: no checkpoint at {path}: run `python train.py` first or pass the right path")
     except torch.OutOfMemoryError:
         raise  # a real checkpoint too large for the device: torch's own message says so
-    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as e:  # a directory, a text file, a truncation
+    except pickle.UnpicklingError as e:  # weights_only refused something that is not a tensor or plain value
+        if "GLOBAL" in str(e):  # a class or function reference: what a code-running payload needs
+            raise SystemExit(f"error: {path} holds Python objects other than tensors and plain values, which "
+                             f"could run code when loaded; refusing it: use a ckpt.pt that train.py wrote") from None
+        raise SystemExit(f"error: cannot read {path} as a checkpoint (not a torch.save file): "
+                         f"pass the ckpt.pt that train.py wrote") from None
+    except (OSError, EOFError, RuntimeError) as e:  # a directory, a text file, a truncation
         raise SystemExit(f"error: cannot read {path} as a checkpoint ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else 'no detail'}): pass the ckpt.pt that train.py wrote"
                          ) from None
-    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
+    if not isinstance(ckpt, dict):
+        raise SystemExit(f"error: {path} is not a checkpoint written by train.py: pass the ckpt.pt that train.py wrote")
+    return ckpt
+
+
+def load_checkpoint(path, device="cpu"):
+    """Rebuild the model saved by train.py at `path`; returns (model in eval mode, checkpoint dict)."""
+    ckpt = read_checkpoint(path, device)
+    if "model_config" not in ckpt or "model" not in ckpt:
         raise SystemExit(f"error: {path} is not a language-model checkpoint (head_ckpt.pt is the head's): "
                          f"pass the ckpt.pt that train.py wrote")
     try:

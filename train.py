@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 import data
 from head import MinPPlusHead, chunk_stats, diagnostics, format_diagnostics, plot_curve, target_counts
-from model import PRESETS, ModelConfig, Transformer, cuda_graph_replay, fingerprint, load_checkpoint, pick_device
+from model import PRESETS, ModelConfig, Transformer, cuda_graph_replay, fingerprint, load_checkpoint, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
 
 
@@ -112,7 +112,7 @@ def resumed_train_config(cfg):
     path = os.path.join(cfg.out_dir, "head_ckpt.pt" if cfg.head else "ckpt.pt")
     if not os.path.exists(path):
         return {}
-    return torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("train_config", {})
+    return read_checkpoint(path).get("train_config", {})
 
 
 def check_config(cfg):
@@ -308,7 +308,7 @@ def train_lm(cfg, model_overrides):
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.resume and not os.path.exists(ckpt_path):
         raise SystemExit(f"error: --resume but no checkpoint at {ckpt_path}: drop --resume to start afresh")
-    ckpt = torch.load(ckpt_path, map_location=device, weights_only=False) if cfg.resume else None
+    ckpt = read_checkpoint(ckpt_path, device) if cfg.resume else None
     model_cfg = ModelConfig(**ckpt["model_config"]) if ckpt else build_model(cfg, model_overrides, meta)
     if model_cfg.vocab_size != meta["vocab_size"]:
         raise SystemExit(f"error: the checkpoint's vocab_size {model_cfg.vocab_size} differs from "
@@ -589,7 +589,7 @@ def train_head(cfg):
     if cfg.resume:
         if not os.path.exists(head_ckpt_path):
             raise SystemExit(f"error: --resume but no head checkpoint at {head_ckpt_path}")
-        state = torch.load(head_ckpt_path, map_location=device, weights_only=False)
+        state = read_checkpoint(head_ckpt_path, device)
         changed = [k for k in HEAD_RUN_FIELDS if state["train_config"].get(k) != getattr(cfg, k)]
         if state.get("checkpoint") != lm_fingerprint:  # the LM itself was trained on since
             raise SystemExit(f"error: {head_ckpt_path} was fitted on other weights than {init_from}'s now: "

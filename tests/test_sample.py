@@ -2,6 +2,7 @@
 import copy
 import dataclasses
 import math
+import os
 
 import pytest
 import torch
@@ -441,3 +442,22 @@ def test_cli_without_a_checkpoint_says_what_to_do(tmp_path):
 
 def test_every_method_is_covered():
     assert set(parameter_ladders()) | {"greedy", "temperature", "minpplus"} == set(METHODS)
+
+
+class RunsCode:
+    """Unpickling this calls os.system: what a crafted checkpoint would do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_that_pickles_code_is_refused_and_nothing_runs(run_dir, tmp_path):
+    marker = tmp_path / "ran"
+    ckpt = torch.load(run_dir / "ckpt.pt", weights_only=True)
+    torch.save({**ckpt, "payload": RunsCode(marker)}, tmp_path / "evil.pt")
+    with pytest.raises(SystemExit, match="could run code when loaded; refusing it") as error:
+        sample.main(["--ckpt", str(tmp_path / "evil.pt"), "--device", "cpu", "--max_new_tokens", "2"])
+    assert "\n" not in str(error.value) and not marker.exists()
