@@ -289,14 +289,14 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1):
         with open(input_path, encoding="utf-8", newline="") as f:  # newline="": keep \r\n as the file has it
             text = f.read()
     except FileNotFoundError:
-        raise SystemExit(f"error: no file at {input_path}: pass --input with a UTF-8 text file")
+        raise ValueError(f"no file at {input_path}: pass --input with a UTF-8 text file")
     except IsADirectoryError:
-        raise SystemExit(f"error: {input_path} is a directory: pass --input with one UTF-8 text file "
+        raise ValueError(f"{input_path} is a directory: pass --input with one UTF-8 text file "
                          f"(concatenate several first)")
     except UnicodeDecodeError as e:
-        raise SystemExit(f"error: {input_path} is not UTF-8 ({e.reason} at byte {e.start}): convert it to UTF-8 first")
+        raise ValueError(f"{input_path} is not UTF-8 ({e.reason} at byte {e.start}): convert it to UTF-8 first")
     if not text.strip():
-        raise SystemExit(f"error: {input_path} is empty: give a text file with some content")
+        raise ValueError(f"{input_path} is empty: give a text file with some content")
     cut = split_point(text, val_fraction)
     train_text, val_text = text[:cut], text[cut:]
     os.makedirs(out_dir, exist_ok=True)
@@ -317,7 +317,7 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1):
 def load_meta(data_dir):
     path = os.path.join(data_dir, "meta.json")
     if not os.path.exists(path):
-        raise SystemExit(f"error: no meta.json in {data_dir}: prepare it with `python data.py --out_dir {data_dir}` "
+        raise ValueError(f"no meta.json in {data_dir}: prepare it with `python data.py --out_dir {data_dir}` "
                          "(synthetic) or `--input FILE.txt` (your text)")
     with open(path) as f:
         return json.load(f)
@@ -328,7 +328,7 @@ def load_tokenizer(data_dir):
 
     path = os.path.join(data_dir, "tokenizer.json")
     if not os.path.exists(path):
-        raise SystemExit(f"error: no tokenizer.json in {data_dir}: re-run data.py for it")
+        raise ValueError(f"no tokenizer.json in {data_dir}: re-run data.py for it")
     return Tokenizer.from_file(path)
 
 
@@ -336,16 +336,16 @@ def open_split(data_dir, split, meta):
     """The split's tokens as a read-only memmap, after checking that every id fits the vocabulary."""
     path = os.path.join(data_dir, f"{split}.bin")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
-        raise SystemExit(f"error: {path} is missing or empty: re-run data.py for {data_dir}")
+        raise ValueError(f"{path} is missing or empty: re-run data.py for {data_dir}")
     itemsize = np.dtype(meta["dtype"]).itemsize
     if os.path.getsize(path) % itemsize:
-        raise SystemExit(f"error: {path} is {os.path.getsize(path):,} bytes, not a whole number of {meta['dtype']} "
+        raise ValueError(f"{path} is {os.path.getsize(path):,} bytes, not a whole number of {meta['dtype']} "
                          f"tokens as meta.json says: the file and meta.json disagree; re-run data.py")
     tokens = np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
     chunk = 1 << 24  # check in slices so a large file is never read into memory whole
     top = max(int(tokens[i:i + chunk].max()) for i in range(0, len(tokens), chunk))
     if top >= meta["vocab_size"]:
-        raise SystemExit(f"error: {path} holds token id {top} >= vocab_size {meta['vocab_size']}: "
+        raise ValueError(f"{path} holds token id {top} >= vocab_size {meta['vocab_size']}: "
                          "the file and meta.json disagree; re-run data.py")
     return tokens
 
@@ -353,7 +353,7 @@ def open_split(data_dir, split, meta):
 def get_batch(tokens, batch_size, block_size, rng, device="cpu"):
     """Random windows: x = tokens[i:i+T], y = tokens[i+1:i+T+1], for batch_size random i."""
     if len(tokens) <= block_size:
-        raise SystemExit(f"error: {len(tokens)} tokens cannot fill one window of {block_size}: "
+        raise ValueError(f"{len(tokens)} tokens cannot fill one window of {block_size}: "
                          "use more data or a smaller --block_size")
     return windows_at(tokens, rng.integers(0, len(tokens) - block_size, size=batch_size), block_size, device)
 
@@ -375,7 +375,7 @@ def tiling_batches(tokens, batch_size, block_size, n_tokens):
     once, unlike random windows, which repeat some and miss others."""
     available = (len(tokens) - 1) // block_size  # the text cut into whole windows
     if available == 0:
-        raise SystemExit(f"error: {len(tokens):,} tokens cannot fill one window of {block_size}: "
+        raise ValueError(f"{len(tokens):,} tokens cannot fill one window of {block_size}: "
                          "use more data or a smaller --block_size")
     n_windows = min(-(-n_tokens // block_size), available)
     starts = np.arange(n_windows) * available // n_windows * block_size
@@ -386,15 +386,22 @@ def document_windows(tokens, eos_id, n_windows, length):
     """The first n_windows windows of `length` tokens that start at an <eos>: the windows
     whose exact next-token distributions SyntheticLanguage.next_token_probs can give."""
     if len(tokens) <= length:
-        raise SystemExit(f"error: the val split has {len(tokens):,} tokens, too few for one window of {length}: "
+        raise ValueError(f"the val split has {len(tokens):,} tokens, too few for one window of {length}: "
                          f"generate more (data.py --val_tokens) or use a smaller --block_size")
     starts = np.flatnonzero(np.asarray(tokens[:len(tokens) - length + 1]) == eos_id)[:n_windows]
     if len(starts) == 0:
-        raise SystemExit("error: the val split holds no <eos> to start an exact-probability window at")
+        raise ValueError("the val split holds no <eos> to start an exact-probability window at")
     return np.stack([np.asarray(tokens[i:i + length], dtype=np.int64) for i in starts])
 
 
-def main():
+def main(argv=None):
+    try:
+        prepare(argv)
+    except (ValueError, OSError) as e:  # bad input or a failed write: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
+
+
+def prepare(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", help="a UTF-8 text file; omit for the synthetic language")
     parser.add_argument("--out_dir", default="data/synthetic")
@@ -402,7 +409,7 @@ def main():
     parser.add_argument("--train_tokens", type=int, default=2_000_000, help="synthetic only")
     parser.add_argument("--val_tokens", type=int, default=100_000, help="synthetic only")
     parser.add_argument("--seed", type=int, default=0, help="synthetic only: the language and its corpus")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.input:
         meta = prepare_text(args.input, args.out_dir, args.vocab_size)
     else:

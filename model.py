@@ -299,11 +299,11 @@ def pick_device(name):
     try:
         parsed = torch.device(device)
     except RuntimeError:
-        raise SystemExit(f"error: unknown --device {device!r}: use auto, cpu, cuda or cuda:N") from None
+        raise ValueError(f"unknown --device {device!r}: use auto, cpu, cuda or cuda:N") from None
     if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("error: --device cuda asked for but no GPU is visible: use --device cpu")
+        raise ValueError("--device cuda asked for but no GPU is visible: use --device cpu")
     if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
-        raise SystemExit(f"error: --device {device} but only {torch.cuda.device_count()} GPU(s) are visible")
+        raise ValueError(f"--device {device} but only {torch.cuda.device_count()} GPU(s) are visible")
     return device
 
 
@@ -313,21 +313,21 @@ def read_checkpoint(path, device="cpu"):
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except FileNotFoundError:
-        raise SystemExit(f"error: no checkpoint at {path}: run `python train.py` first or pass the right path")
+        raise ValueError(f"no checkpoint at {path}: run `python train.py` first or pass the right path")
     except torch.OutOfMemoryError:
         raise  # a real checkpoint too large for the device: torch's own message says so
     except pickle.UnpicklingError as e:  # weights_only refused something that is not a tensor or plain value
         if "GLOBAL" in str(e):  # a class or function reference: what a code-running payload needs
-            raise SystemExit(f"error: {path} holds Python objects other than tensors and plain values, which "
+            raise ValueError(f"{path} holds Python objects other than tensors and plain values, which "
                              f"could run code when loaded; refusing it: use a ckpt.pt that train.py wrote") from None
-        raise SystemExit(f"error: cannot read {path} as a checkpoint (not a torch.save file): "
+        raise ValueError(f"cannot read {path} as a checkpoint (not a torch.save file): "
                          f"pass the ckpt.pt that train.py wrote") from None
     except (OSError, EOFError, RuntimeError) as e:  # a directory, a text file, a truncation
-        raise SystemExit(f"error: cannot read {path} as a checkpoint ({type(e).__name__}: "
+        raise ValueError(f"cannot read {path} as a checkpoint ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else 'no detail'}): pass the ckpt.pt that train.py wrote"
                          ) from None
     if not isinstance(ckpt, dict):
-        raise SystemExit(f"error: {path} is not a checkpoint written by train.py: pass the ckpt.pt that train.py wrote")
+        raise ValueError(f"{path} is not a checkpoint written by train.py: pass the ckpt.pt that train.py wrote")
     return ckpt
 
 
@@ -335,12 +335,12 @@ def load_checkpoint(path, device="cpu"):
     """Rebuild the model saved by train.py at `path`; returns (model in eval mode, checkpoint dict)."""
     ckpt = read_checkpoint(path, device)
     if "model_config" not in ckpt or "model" not in ckpt:
-        raise SystemExit(f"error: {path} is not a language-model checkpoint (head_ckpt.pt is the head's): "
+        raise ValueError(f"{path} is not a language-model checkpoint (head_ckpt.pt is the head's): "
                          f"pass the ckpt.pt that train.py wrote")
     try:
         model = Transformer(ModelConfig(**ckpt["model_config"]))
         model.load_state_dict(ckpt["model"])
     except (TypeError, ValueError, RuntimeError) as e:
-        raise SystemExit(f"error: {path}'s weights do not fit its own model_config ({str(e).splitlines()[0]}): "
+        raise ValueError(f"{path}'s weights do not fit its own model_config ({str(e).splitlines()[0]}): "
                          f"the file is damaged or was edited; use another checkpoint") from None
     return model.to(device).eval(), ckpt

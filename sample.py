@@ -294,10 +294,7 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
 
 def load_head(path, model, temperature):
     """The head JSON, validated against this model, and the temperature to sample it at."""
-    try:
-        head, meta = MinPPlusHead.load_json(path, vocab_size=model.config.vocab_size, checkpoint=fingerprint(model))
-    except ValueError as e:
-        raise SystemExit(f"error: {e}")
+    head, meta = MinPPlusHead.load_json(path, vocab_size=model.config.vocab_size, checkpoint=fingerprint(model))
     trained_at = meta.get("temperature", 1.0)
     if temperature is None:
         return head, trained_at
@@ -311,16 +308,23 @@ def load_text_side(ckpt, ckpt_path, data_dir, vocab_size):
     if data_dir is None:
         data_dir = ckpt.get("train_config", {}).get("data_dir")
         if data_dir is None or not os.path.exists(os.path.join(data_dir, "meta.json")):
-            raise SystemExit(f"error: {ckpt_path} was trained on data in {data_dir!r}, which is not here "
+            raise ValueError(f"{ckpt_path} was trained on data in {data_dir!r}, which is not here "
                              f"(relative paths count from the current directory): pass --data_dir")
     meta = data.load_meta(data_dir)
     if meta["vocab_size"] != vocab_size:
-        raise SystemExit(f"error: {data_dir} has vocab_size {meta['vocab_size']} but the model has {vocab_size}: "
+        raise ValueError(f"{data_dir} has vocab_size {meta['vocab_size']} but the model has {vocab_size}: "
                          "pass the --data_dir the model was trained on")
     return data.load_tokenizer(data_dir), meta
 
 
 def main(argv=None):
+    try:
+        cli(argv)
+    except (ValueError, OSError) as e:  # bad input: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
+
+
+def cli(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", default="out/ckpt.pt")
     parser.add_argument("--data_dir", default=None, help="tokenizer location; default: the checkpoint's data")
@@ -348,7 +352,7 @@ def main(argv=None):
                                                      "head.json beside --ckpt")
     args = parser.parse_args(argv)
     if args.num_samples < 1:
-        raise SystemExit(f"error: --num_samples {args.num_samples} must be >= 1")
+        raise ValueError(f"--num_samples {args.num_samples} must be >= 1")
 
     device = pick_device(args.device)
     model, ckpt = load_checkpoint(args.ckpt, device)
@@ -366,7 +370,7 @@ def main(argv=None):
     unk_id = tokenizer.token_to_id("<unk>")
     if unk_id is not None and unk_id in prompt_ids:  # the word-level synthetic vocabulary
         unknown = [w for w in args.prompt.split() if tokenizer.token_to_id(w) is None]
-        raise SystemExit(f"error: the prompt has words the model's vocabulary lacks ({', '.join(unknown)}): "
+        raise ValueError(f"the prompt has words the model's vocabulary lacks ({', '.join(unknown)}): "
                          f"use its words (lower case; see data.py's lexicon)")
     if not args.prompt or meta["kind"] == "synthetic":  # documents start after an <eos>
         prompt_ids = ([eos_id] if eos_id is not None else tokenizer.encode("\n").ids) + prompt_ids
@@ -377,13 +381,10 @@ def main(argv=None):
         return generate(decoder, [prompt_ids] * args.num_samples, args.max_new_tokens, method=args.method,
                         do_sample=args.do_sample, eos_id=eos_id, generator=generator, **params)
 
-    try:
-        if args.compile:
-            run()  # compiles: the timed run below reuses the compiled code (and draws the same text)
-        start = time.perf_counter()
-        outputs = run()
-    except ValueError as e:  # bad sampling parameters, a max_new_tokens beyond the context, an empty prompt
-        raise SystemExit(f"error: {e}")
+    if args.compile:
+        run()  # compiles: the timed run below reuses the compiled code (and draws the same text)
+    start = time.perf_counter()
+    outputs = run()
     seconds = time.perf_counter() - start
     separator = " " if meta["kind"] == "synthetic" else ""  # word-level tokens carry no spaces; BPE's do
     for i, new in enumerate(outputs):

@@ -669,6 +669,13 @@ def train_head(cfg):
 
 
 def main(argv=None):
+    try:
+        return run(argv)
+    except (ValueError, OSError) as e:  # bad input or a failed write: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
+
+
+def run(argv=None):
     cfg, model_overrides = parse_args(argv)
     check_config(cfg)
     if cfg.head:

@@ -52,7 +52,7 @@ def test_tiling_batches_count_each_position_at_most_once():
     starts = x[:, 0]
     assert (starts % 32 == 0).all() and (starts.diff() >= 96).all() and starts[-1] >= 27 * 32
     assert torch.equal(y, x + 1)
-    with pytest.raises(SystemExit, match="32 tokens cannot fill one window of 32"):
+    with pytest.raises(ValueError, match="32 tokens cannot fill one window of 32"):
         data.tiling_batches(tokens[:32], 4, 32, 100)
 
 
@@ -141,28 +141,28 @@ def test_prepare_text_keeps_crlf_and_cuts_val_near_the_mark(tmp_path):
 def test_bad_inputs_exit_with_a_message(tmp_path):
     empty = tmp_path / "empty.txt"
     empty.write_text("   \n")
-    with pytest.raises(SystemExit, match="empty"):
+    with pytest.raises(ValueError, match="empty"):
         data.prepare_text(str(empty), str(tmp_path / "o"))
-    with pytest.raises(SystemExit, match="no file"):
+    with pytest.raises(ValueError, match="no file"):
         data.prepare_text(str(tmp_path / "missing.txt"), str(tmp_path / "o"))
-    with pytest.raises(SystemExit, match="meta.json"):
+    with pytest.raises(ValueError, match="meta.json"):
         data.load_meta(str(tmp_path / "nowhere"))
     out = tmp_path / "bad"
     out.mkdir()
     data.write_split(str(out / "train.bin"), [1, 2, 99], vocab_size=100)
     (out / "meta.json").write_text(json.dumps({"vocab_size": 50, "dtype": "uint16"}))
-    with pytest.raises(SystemExit, match="token id 99 >= vocab_size 50"):
+    with pytest.raises(ValueError, match="token id 99 >= vocab_size 50"):
         data.open_split(str(out), "train", data.load_meta(str(out)))
     assert os.path.exists(out / "train.bin")  # nothing is lost
-    with pytest.raises(SystemExit, match="is a directory"):
+    with pytest.raises(ValueError, match="is a directory"):
         data.prepare_text(str(tmp_path), str(tmp_path / "o"))
     latin1 = tmp_path / "latin1.txt"
     latin1.write_bytes("café\n".encode("latin-1"))
-    with pytest.raises(SystemExit, match="is not UTF-8 .* at byte 3"):
+    with pytest.raises(ValueError, match="is not UTF-8 .* at byte 3"):
         data.prepare_text(str(latin1), str(tmp_path / "o"))
     (out / "meta.json").write_text(json.dumps({"vocab_size": 100, "dtype": "uint32"}))  # 6 bytes of uint16s
-    with pytest.raises(SystemExit, match="not a whole number of uint32 tokens"):
+    with pytest.raises(ValueError, match="not a whole number of uint32 tokens"):
         data.open_split(str(out), "train", data.load_meta(str(out)))
-    with pytest.raises(SystemExit, match="too few for one window of 8"):
+    with pytest.raises(ValueError, match="too few for one window of 8"):
         data.document_windows(np.zeros(8, dtype=np.uint16), 0, 4, 8)
     assert len(data.document_windows(np.zeros(9, dtype=np.uint16), 0, 4, 8)) == 2  # starts 0 and 1
