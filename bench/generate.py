@@ -1,8 +1,8 @@
 """Benchmark generation: tokens/s of sample.generate, and what each sampler adds per step.
 
-    python bench_generate.py                       # minimind-26m, batch 1 and 64, 256 new tokens, top_p 0.9
-    python bench_generate.py --compile             # also torch.compile'd model forwards
-    python bench_generate.py --device cpu --preset tiny --new_tokens 32 --batch_sizes 1 8
+    python -m bench.generate                       # minimind-26m, batch 1 and 64, 256 new tokens, top_p 0.9
+    python -m bench.generate --compile             # also torch.compile'd model forwards
+    python -m bench.generate --device cpu --preset tiny --new_tokens 32 --batch_sizes 1 8
 
 Random weights (speed does not depend on them). When `transformers` is importable, Hugging
 Face `generate` runs in the same script on a LlamaForCausalLM holding the very same weights
@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from bench_head import device_name, time_ms
+from bench.head import device_name, time_ms
 from head import MinPPlusHead
 from model import PRESETS, ModelConfig, Transformer
 from sample import filter_logits, generate

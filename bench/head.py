@@ -1,12 +1,12 @@
 """Benchmark one MinP+ head step (fwd + bwd, everything after the frozen forward).
 
-    python bench_head.py                      # CUDA when present: 4096 rows, V = 6400 and 32000
-    python bench_head.py --device cpu         # small defaults, same table
-    python bench_head.py --compile            # also torch.compile the per-chunk statistics
-    python bench_head.py --training           # whole head training vs the frozen forward alone
-    python bench_head.py --training --compile # the same with torch.compile'd per-chunk statistics
-    python bench_head.py --training --no_overlap --no_graph   # without the second stream, the CUDA graph
-    python bench_head.py --profile            # the CUDA kernels of head.py's step, by time
+    python -m bench.head                      # CUDA when present: 4096 rows, V = 6400 and 32000
+    python -m bench.head --device cpu         # small defaults, same table
+    python -m bench.head --compile            # also torch.compile the per-chunk statistics
+    python -m bench.head --training           # whole head training vs the frozen forward alone
+    python -m bench.head --training --compile # the same with torch.compile'd per-chunk statistics
+    python -m bench.head --training --no_overlap --no_graph   # without the second stream, the CUDA graph
+    python -m bench.head --profile            # the CUDA kernels of head.py's step, by time
 
 Paths, each on the same (rows, V) logits:
   cross_entropy   F.cross_entropy(logits, y), backward to the logits (the LM's own loss)
