@@ -23,6 +23,7 @@ is thousands of times slower on a GPU (DESIGN.md §2, §5).
 """
 import json
 import math
+import numbers
 
 import torch
 import torch.nn as nn
@@ -99,6 +100,13 @@ def check_head(thresholds, weights, source):
         raise ValueError(f"{source}: the weights sum past fp32's range: scale them all down "
                          f"(only their ratios matter)")
     return tau, w
+
+
+def check_strength(strength):
+    """head_strength must be a finite real number >= 0 (0 is the identity, 1 the fitted head)."""
+    if isinstance(strength, bool) or not isinstance(strength, numbers.Real) or not 0 <= strength < math.inf:
+        raise ValueError(f"head_strength={strength!r} must be a finite number >= 0 "
+                         f"(0: no head, 1: the fitted head, above 1: stronger)")
 
 
 def inverse_softplus(w):
@@ -220,9 +228,17 @@ class MinPPlusHead(nn.Module):
         """(..., V) int32 bucket of each token: (number of thresholds <= r) - 1, in 0..K-1."""
         return bucket_index(log_ratio(logits), self.nonzero_log_thresholds())
 
-    def forward(self, logits):
-        """logits + log c(r) in fp32 (-inf where c = 0); softmax of it is the MinP+ distribution."""
-        return logits.float() + self.log_cumulative_weights()[self.buckets(logits)]
+    def forward(self, logits, strength=1.0):
+        """logits + strength * log c(r) in fp32 (-inf where c = 0); softmax of it is the MinP+
+        distribution. strength (lambda >= 0) scales the head like a knob: 0 is the identity (even
+        where c = 0), 1 the fitted head, above 1 a stronger one (c(r)^lambda)."""
+        check_strength(strength)
+        if strength == 0:
+            return logits.float()  # not 0 * log c: that is NaN where c = 0
+        log_c = self.log_cumulative_weights()
+        if strength != 1:
+            log_c = log_c * strength  # -inf stays -inf for strength > 0
+        return logits.float() + log_c[self.buckets(logits)]
 
     @torch.no_grad()
     def bucket_stats(self, logits, targets, chunk_size=None, check=True, per_chunk=chunk_stats):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 import data
-from head import MinPPlusHead, log_ratio, log_threshold
+from head import MinPPlusHead, check_strength, log_ratio, log_threshold
 from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint, pick_device
 
 # a prefix whose mass is within this of top_p / typical_p counts as reaching it: fp32
@@ -113,8 +113,9 @@ def top_nsigma(logits, n_sigma):
     return keep_only(logits, logits >= logits.amax(-1, keepdim=True) - n_sigma * var.sqrt())
 
 
-def minpplus(logits, head):
-    return head(logits)  # the very transform the head was trained with: logits + log c, -inf where c = 0
+def minpplus(logits, head, head_strength=1.0):
+    # the very transform the head was trained with: logits + lambda * log c, -inf where c = 0
+    return head(logits, head_strength)
 
 
 def is_real(v):
@@ -137,10 +138,11 @@ METHODS = {  # method -> (its function, its parameter, the check the value must 
 PARAMS = [name for _, name, _, _ in METHODS.values() if name]
 
 
-def check_params(method, temperature=1.0, temperature_last=False, value_needed=True, **params):
+def check_params(method, temperature=1.0, temperature_last=False, value_needed=True, head_strength=1.0, **params):
     """The value of the method's own parameter, after checking the method, the parameter names,
-    the temperature and (when value_needed) that value; ValueError naming the problem otherwise.
-    Other methods' parameters are ignored, so one set of CLI flags can serve every method."""
+    the temperature and (when value_needed) that value (and minpplus's head_strength); ValueError
+    naming the problem otherwise. Other methods' parameters are ignored, so one set of CLI flags
+    can serve every method."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     unknown = sorted(set(params) - set(PARAMS))
@@ -156,24 +158,29 @@ def check_params(method, temperature=1.0, temperature_last=False, value_needed=T
         raise ValueError(f"method {method!r} needs {name} (--{name} on the command line), {rule}")
     if not valid(value):
         raise ValueError(f"{name}={value!r} must be {rule}")
+    if method == "minpplus":
+        check_strength(head_strength)
     return value
 
 
 def filter_logits(logits, method, temperature=1.0, temperature_last=False, top_k=None, top_p=None, min_p=None,
-                  typical_p=None, epsilon_cutoff=None, eta_cutoff=None, n_sigma=None, head=None):
+                  typical_p=None, epsilon_cutoff=None, eta_cutoff=None, n_sigma=None, head=None, head_strength=1.0):
     """Logits (B, V) -> fp32 logits (B, V) whose softmax is the exact sampling distribution.
 
     Temperature divides the logits before the method sees them (Hugging Face order) unless
     temperature_last=True (llama.cpp order: the method sees the raw logits, then whatever it
     returns is divided by T). temperature=0 means greedy. Only the method's own parameter is
-    used."""
+    used; minpplus also takes head_strength (lambda >= 0: softmax(z / T + lambda * log c(r)),
+    0 the identity, 1 the fitted head)."""
     value = check_params(method, temperature, top_k=top_k, top_p=top_p, min_p=min_p, typical_p=typical_p,
-                         epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff, n_sigma=n_sigma, head=head)
+                         epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff, n_sigma=n_sigma, head=head,
+                         head_strength=head_strength)
     logits = logits.float()
     if method == "greedy" or temperature == 0:
         return greedy(logits)
     fn = METHODS[method][0]
-    method_of = (lambda z: fn(z, value)) if value is not None else fn
+    extra = {"head_strength": head_strength} if method == "minpplus" else {}
+    method_of = (lambda z: fn(z, value, **extra)) if value is not None else fn
     if temperature_last:
         return divide(method_of(logits), temperature)
     return method_of(divide(logits, temperature))
@@ -350,6 +357,8 @@ def cli(argv=None):
     parser.add_argument("--n_sigma", type=float)
     parser.add_argument("--head", default=None, help="MinP+ head JSON for --method minpplus; default: "
                                                      "head.json beside --ckpt")
+    parser.add_argument("--head_strength", type=float, default=1.0, help="MinP+ strength lambda >= 0: "
+                        "softmax(z / T + lambda * log c(r)); 0 no head, 1 the fitted head, above 1 stronger")
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         raise ValueError(f"--num_samples {args.num_samples} must be >= 1")
@@ -364,6 +373,8 @@ def cli(argv=None):
         params["head"], temperature = load_head(head_path, model, temperature)
         params["head"].to(device)
     params.update(temperature=1.0 if temperature is None else temperature, temperature_last=args.temperature_last)
+    if args.method == "minpplus":
+        params["head_strength"] = args.head_strength
 
     eos_id = meta.get("eos_id")
     prompt_ids = tokenizer.encode(args.prompt).ids if args.prompt else []

@@ -136,6 +136,39 @@ def test_minpplus_calls_the_head_on_the_tempered_logits():
     assert torch.equal(filter_logits(z, "minpplus", head=head, temperature=0.7, temperature_last=True), head(z) / 0.7)
 
 
+def test_head_strength_zero_is_plain_sampling_one_the_head_and_more_a_power_of_c():
+    torch.manual_seed(3)
+    z = torch.randn(4, 200) * 3
+    weights = torch.rand(32) * (torch.rand(32) > 0.5)
+    weights[0], weights[9] = 0.0, 1.0  # c = 0 below tau_9: those tokens are removed at every strength > 0
+    head = MinPPlusHead.from_weights(MinPPlusHead().tau, weights)
+    plain = filter_logits(z, "temperature", temperature=1.5)
+    at_zero = filter_logits(z, "minpplus", head=head, head_strength=0.0, temperature=1.5)
+    assert torch.equal(at_zero, plain)  # 0 * log 0 would be NaN: the identity instead
+    assert torch.equal(filter_logits(z, "minpplus", head=head, temperature=1.5),
+                       filter_logits(z, "minpplus", head=head, head_strength=1.0, temperature=1.5))
+    q2 = F.softmax(filter_logits(z, "minpplus", head=head, head_strength=2.0), -1)
+    c = head.cumulative_weights()[head.buckets(z)]
+    assert torch.allclose(q2, F.softmax(z, -1) * c**2 / (F.softmax(z, -1) * c**2).sum(-1, keepdim=True), atol=1e-6)
+
+
+def test_a_one_hot_head_is_min_p_at_every_positive_strength():
+    z = torch.randn(5, 300, generator=torch.Generator().manual_seed(4)) * 3
+    weights = torch.zeros(32)
+    weights[12] = 1.0
+    head = MinPPlusHead.from_weights(MinPPlusHead().tau, weights)
+    min_p = F.softmax(filter_logits(z, "min_p", min_p=head.tau[12].item()), -1)
+    for strength in (0.3, 1.0, 4.0):  # c is 0 or 1: any power of it keeps the same tokens, unscaled
+        assert torch.allclose(F.softmax(filter_logits(z, "minpplus", head=head, head_strength=strength), -1), min_p,
+                              atol=1e-6)
+
+
+@pytest.mark.parametrize("strength", [-0.5, math.nan, math.inf, "1", True])
+def test_a_bad_head_strength_raises_a_clear_error(strength):
+    with pytest.raises(ValueError, match="head_strength"):
+        filter_logits(torch.zeros(1, 5), "minpplus", head=MinPPlusHead(), head_strength=strength)
+
+
 def test_greedy_temperature_and_a_random_head_give_valid_distributions():
     generator = torch.Generator().manual_seed(2)
     tau = MinPPlusHead().tau
@@ -377,6 +410,9 @@ def test_cli_samples_the_head_at_its_training_temperature(run_dir, capsys, monke
     monkeypatch.setattr(sample, "generate", lambda *a, **k: used.append(k) or [[1]])
     cli(run_dir, "--method", "minpplus")  # finds head.json beside the checkpoint
     assert used[-1]["temperature"] == 0.8 and isinstance(used[-1]["head"], MinPPlusHead)
+    assert used[-1]["head_strength"] == 1.0
+    cli(run_dir, "--method", "minpplus", "--head_strength", "0.5")
+    assert used[-1]["head_strength"] == 0.5
     with pytest.warns(UserWarning, match="trained at temperature 0.8"):
         cli(run_dir, "--method", "minpplus", "--temperature", "1.0")
     assert used[-1]["temperature"] == 1.0
@@ -385,6 +421,7 @@ def test_cli_samples_the_head_at_its_training_temperature(run_dir, capsys, monke
 @pytest.mark.parametrize("flags, message", [
     (("--method", "top_p"), "needs top_p"),
     (("--method", "top_p", "--top_p", "1.5"), "top_p=1.5 must be in"),
+    (("--method", "minpplus", "--head_strength", "-1"), "head_strength=-1.0 must be a finite number >= 0"),
     (("--temperature", "-1"), "temperature"),
     (("--max_new_tokens", "32"), "context 32"),
     (("--num_samples", "0"), "num_samples"),
