@@ -1,0 +1,612 @@
+"""Does MinP+ beat tuned min-p and top-p? Every sampler against the exact truth, at matched diversity.
+
+    python evaluate.py                      # out/ckpt.pt on its synthetic language -> out/eval/
+    python evaluate.py --quick              # trains a tiny model on the spot: the whole pipeline in seconds
+    python evaluate.py --text FILE.txt      # also bits per byte and sample statistics on a text
+
+On the synthetic language the val split is halved: MinP+ heads are fitted (one per temperature)
+and every baseline is tuned on windows of the first half; every figure comes from windows of the
+second. Each setting's distribution q comes from sample.filter_logits, the function sampling uses.
+Writes results.csv (one row per setting), summary.md, samples.csv, text.csv and, with matplotlib,
+garbage_vs_lost.png and frontier.png into --out_dir.
+"""
+import argparse
+import csv
+import math
+import os
+import tempfile
+import time
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import data
+import metrics
+import train
+from head import MinPPlusHead
+from model import load_checkpoint, pick_device
+from sample import filter_logits, generate
+
+KNOBS = {  # each method's grid; every family also holds plain temperature, its knob-0 member
+    "top_k": [1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64],
+    "top_p": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99],
+    "min_p": [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3],
+    "typical": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99],
+    "epsilon": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05],
+    "eta": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05],
+    "top_nsigma": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0],
+    "minpplus": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],  # head_strength lambda
+}
+PARAM_OF = {"top_k": "top_k", "top_p": "top_p", "min_p": "min_p", "typical": "typical_p", "epsilon": "epsilon_cutoff",
+            "eta": "eta_cutoff", "top_nsigma": "n_sigma", "minpplus": "head_strength"}
+COMMON = [("min_p", 0.05), ("min_p", 0.1), ("top_p", 0.9), ("top_p", 0.95)]  # what users pick
+QUICK = ["--windows", "16", "--t_grid", "0.7:2.5:0.3", "--bootstrap", "100", "--samples", "8",
+         "--new_tokens", "16", "--prompt_tokens", "8", "--head_epochs", "30"]
+
+
+def fit_head(head, stats, epochs=100, lr=0.2):
+    """Full-batch AdamW on the bucket statistics (S, b, log p_y), as train.py fits its heads."""
+    cfg = SimpleNamespace(head_epochs=epochs, head_lr=lr, head_reg="none", head_reg_weight=0.0)
+    train.head_fitter(head, train.head_optimizer(head, cfg), stats, cfg)(0, epochs)
+    return head
+
+
+# ----------------------------------------------------------------------------
+# Held-out windows, the model's logits, the truth
+
+
+def truth_windows(tokens, eos_id, n_windows, length):
+    """Up to n_windows non-overlapping windows (n, length) that each start at an <eos> (so the
+    forward algorithm gives their exact p*), spread over the whole text; each position counts once."""
+    tokens = np.asarray(tokens)
+    starts, next_free = [], 0
+    for s in np.flatnonzero(tokens[:len(tokens) - length + 1] == eos_id):
+        if s >= next_free:
+            starts.append(s)
+            next_free = s + length
+    if not starts:
+        raise ValueError(f"no window of {length} tokens starting at an <eos> fits the val split: generate more "
+                         f"(data.py --val_tokens) or pass a model with a shorter context")
+    starts = [starts[i] for i in np.linspace(0, len(starts) - 1, min(n_windows, len(starts))).round().astype(int)]
+    return np.stack([tokens[s:s + length] for s in starts]).astype(np.int64)
+
+
+def tiled_windows(tokens, n_windows, length):
+    """Non-overlapping windows (n, length) of any text, spread over it (real text has no p*)."""
+    starts = np.concatenate(data.tiling_batches(tokens, n_windows, length - 1, n_windows * (length - 1)))
+    return np.stack([np.asarray(tokens[s:s + length]) for s in starts]).astype(np.int64)
+
+
+@torch.no_grad()
+def model_logits(model, windows, batch_size=32):
+    """fp32 logits (n, T, V) of the model on windows[:, :-1], on the CPU."""
+    device = next(model.parameters()).device
+    x = torch.from_numpy(windows[:, :-1])
+    return torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+
+
+def fit_heads(logits, targets, temperatures, epochs, given=None):
+    """{T: MinPPlusHead} fitted by cross-entropy on (logits / T, targets), or the given head at every T."""
+    heads = {}
+    flat_logits, flat_targets = logits.reshape(-1, logits.size(-1)), targets.reshape(-1)
+    for T in tqdm(temperatures, desc="fitting heads", leave=False, dynamic_ncols=True):
+        if given is not None:
+            heads[T] = given
+            continue
+        head = MinPPlusHead()
+        heads[T] = fit_head(head, head.bucket_stats(flat_logits / T, flat_targets), epochs=epochs).requires_grad_(False)
+    return heads
+
+
+# ----------------------------------------------------------------------------
+# Settings and their metrics
+
+
+def setting_grid(t_grid, methods=tuple(KNOBS)):
+    """Every (method, temperature, knob) to evaluate: plain temperature at each T, then each method's grid."""
+    grid = [dict(method="temperature", temperature=T, param=None) for T in t_grid]
+    for method in methods:
+        grid += [dict(method=method, temperature=T, param=v) for T in t_grid for v in KNOBS[method]]
+    return grid
+
+
+def sampler_params(setting, heads):
+    """filter_logits' keyword arguments for one setting."""
+    params = {"temperature": setting["temperature"]}
+    if setting["method"] == "minpplus":
+        params.update(head=heads[setting["temperature"]], head_strength=setting["param"])
+    elif setting["param"] is not None:
+        params[PARAM_OF[setting["method"]]] = setting["param"]
+    return params
+
+
+@torch.no_grad()
+def setting_sums(grid, logits, p_true, targets, heads):
+    """(len(grid), W, len(metrics.STATS)) per-window metric sums of every setting on one half."""
+    W, T, V = logits.shape
+    flat = logits.reshape(-1, V)
+    out = np.empty((len(grid), W, len(metrics.STATS)))
+    p_entropy = metrics.truth_entropy(p_true)
+    for i, setting in enumerate(tqdm(grid, desc="settings", leave=False, dynamic_ncols=True)):
+        q_logits = filter_logits(flat, setting["method"], **sampler_params(setting, heads)).view(W, T, V)
+        out[i] = metrics.window_sums(metrics.position_metrics(p_true, q_logits, targets, p_entropy))
+    return out
+
+
+def knob(setting):
+    name = "λ" if setting["method"] == "minpplus" else PARAM_OF[setting["method"]]
+    return "plain" if setting["param"] is None else f"{name}={setting['param']:g}"
+
+
+def label(setting):
+    return "temperature" if setting["method"] == "temperature" else f"{setting['method']} {knob(setting)}"
+
+
+# ----------------------------------------------------------------------------
+# Tuning (on the tune half) and matched diversity (read on the report half)
+
+
+def tuned_rows(grid, tune_means, temperatures):
+    """{(T, name): setting index}: plain, each method tuned against p* (least TV on the tune half
+    over its knob and its knob-0 member), the common settings, and MinP+ as fitted (lambda 1)."""
+    rows = {}
+    for T in temperatures:
+        at_T = [i for i, s in enumerate(grid) if s["temperature"] == T]
+        plain = next(i for i in at_T if grid[i]["method"] == "temperature")
+        rows[(T, "temperature")] = plain
+        for method in KNOBS:
+            family = [plain] + [i for i in at_T if grid[i]["method"] == method]
+            rows[(T, f"{method} tuned")] = min(family, key=lambda i: tune_means["tv"][i])
+        for method, value in COMMON + [("minpplus", 1.0)]:
+            match = [i for i in at_T if grid[i]["method"] == method and grid[i]["param"] == value]
+            if match:
+                rows[(T, label(grid[match[0]]))] = match[0]
+    return rows
+
+
+def families(grid):
+    """{family: setting indices}: plain temperature alone, and each method with plain temperature."""
+    plain = [i for i, s in enumerate(grid) if s["method"] == "temperature"]
+    out = {"temperature": plain}
+    for method in KNOBS:
+        out[method] = plain + [i for i, s in enumerate(grid) if s["method"] == method]
+    return out
+
+
+def frontier(tune_means, report_sums, members, x_name, y_name, levels, draws):
+    """Quality y at each diversity level x on one family's frontier: the settings on the lower
+    convex hull of its tune-half (x, y) points (metrics.lower_hull: interpolating between them is
+    achievable), read along that chain on the report half, for the full half and for each
+    bootstrap draw. Returns (point (levels,), resampled (draws, levels))."""
+    x_tune = np.asarray([tune_means[x_name][i] for i in members])
+    y_tune = np.asarray([tune_means[y_name][i] for i in members])
+    chain = [members[k] for k in metrics.lower_hull(x_tune, y_tune)]
+    full = metrics.means(report_sums[chain].sum(1))
+    resampled = metrics.means(np.einsum("bw,swk->bsk", draws, report_sums[chain]))
+    full["kept"], resampled["kept"] = 1 - full["lost"], 1 - resampled["lost"]
+    return (metrics.along_chain(full[x_name], full[y_name], levels),
+            metrics.along_chain(resampled[x_name], resampled[y_name], levels))
+
+
+def matched_table(fams, tune_means, report_sums, levels, draws, x_name="entropy", y_name="tv",
+                  refs=("temperature", "minpplus")):
+    """{family: (values (levels,), {reference: (diff (levels,), lo, hi)})} at matched diversity,
+    differences paired over the same bootstrap draws of report windows (95 % intervals)."""
+    curves = {f: frontier(tune_means, report_sums, m, x_name, y_name, levels, draws) for f, m in fams.items()}
+    table = {}
+    for family, (point, boot) in curves.items():
+        diffs = {}
+        for ref in refs:
+            if ref != family:
+                d = boot - curves[ref][1]
+                with warnings.catch_warnings():  # a level outside a frontier: nan, shown as a dash
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    lo, hi = np.nanpercentile(d, 2.5, 0), np.nanpercentile(d, 97.5, 0)
+                diffs[ref] = (point - curves[ref][0], lo, hi)
+        table[family] = (point, diffs)
+    return table
+
+
+# ----------------------------------------------------------------------------
+# Samples
+
+
+def sample_stats(model, prompts, settings, heads, new_tokens, seed, p_true_of=None):
+    """{name: stats} of continuations of every prompt under each setting: distinct-2/3, 4-gram
+    repetition and, when p_true_of(sequences) gives p* (synthetic), the share valid under p*
+    and the mean true NLL per token of the valid ones."""
+    out = {}
+    for name, setting in tqdm(settings.items(), desc="samples", leave=False, dynamic_ncols=True):
+        generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
+        new = generate(model, prompts, new_tokens, method=setting["method"], generator=generator,
+                       **sampler_params(setting, heads))
+        stats = {"distinct_2": metrics.distinct_n(new, 2), "distinct_3": metrics.distinct_n(new, 3),
+                 "repetition_4": metrics.repetition(new, 4)}
+        if p_true_of is not None:
+            full = np.concatenate([np.asarray(prompts), np.asarray(new)], 1)
+            with np.errstate(invalid="ignore", divide="ignore"):  # p* is NaN after a token it rules out
+                p_next = p_true_of(full)[:, prompts.shape[1] - 1:-1]
+            valid, nll = metrics.truth_scores(p_next, np.asarray(new))
+            stats.update(valid=valid.mean(), true_nll=nll[valid].mean() if valid.any() else float("nan"))
+        out[name] = stats
+    return out
+
+
+# ----------------------------------------------------------------------------
+# Real text: bits per byte of the model and of the model + head
+
+
+def text_tokens(path, tokenizer):
+    """A UTF-8 file's tokens under the model's tokenizer, line by line as data.py encodes."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            lines = f.read().splitlines(keepends=True)
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read --text {path} ({e}): pass a UTF-8 text file") from None
+    return np.asarray([i for enc in tokenizer.encode_batch(lines) for i in enc.ids], dtype=np.int64)
+
+
+def bits_per_byte(model, tokens, tokenizer, args):
+    """{T: (bpb of the model, bpb of the model + its head fitted at T)}: the head fitted on the
+    first half of the text's windows, both scored on the second. Bytes are those of the decoded
+    target tokens of each window (a character split by a window's edge may count a byte or two off)."""
+    length = model.config.max_seq_len + 1
+    windows = tiled_windows(tokens, 2 * args.windows, length)
+    if len(windows) < 2:
+        raise ValueError("the text is too short for two windows of the model's context: give a longer text")
+    fit, report = windows[:len(windows) // 2], windows[len(windows) // 2:]
+    logits = {"fit": model_logits(model, fit), "report": model_logits(model, report)}
+    heads = fit_heads(logits["fit"], torch.from_numpy(fit[:, 1:]), args.temperatures, args.head_epochs, args.given_head)
+    n_bytes = sum(len(tokenizer.decode(w[1:].tolist()).encode("utf-8")) for w in report)
+    y = torch.from_numpy(report[:, 1:]).reshape(-1)
+    flat = logits["report"].reshape(-1, logits["report"].size(-1))
+    out = {}
+    for T in args.temperatures:
+        ce = [torch.nn.functional.cross_entropy(q, y, reduction="sum").item()
+              for q in (flat / T, heads[T](flat / T))]
+        out[T] = tuple(c / math.log(2) / n_bytes for c in ce)
+    return out, heads, report
+
+
+# ----------------------------------------------------------------------------
+# Output
+
+
+def fmt(x, digits=4):
+    return "—" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def fmt_ci(diff, lo, hi, digits=4):
+    return "—" if not np.isfinite(diff) else f"{diff:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def result_rows(model_name, grid, report_means):
+    rows = []
+    for i, s in enumerate(grid):
+        row = {"model": model_name, "temperature": s["temperature"], "method": s["method"],
+               "param": "" if s["param"] is None else s["param"]}
+        row.update({c: f"{report_means[c][i]:.6g}" for c in metrics.COLUMNS})
+        rows.append(row)
+    return rows
+
+
+def per_temperature_markdown(rows, grid, report_means, tv_diffs):
+    lines = ["| T | sampler | G | L | TV | ΔTV vs MinP+ λ=1 [95 % CI] | KL(p*‖q) | KL = ∞ | H(q) | CE | CE = ∞ |",
+             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for (T, name), i in rows.items():
+        m = {c: report_means[c][i] for c in metrics.COLUMNS}
+        shown = f"{name} ({knob(grid[i])})" if name.endswith("tuned") else name
+        lines.append(f"| {T:g} | {shown} | {fmt(m['garbage'])} | "
+                     f"{fmt(m['lost'])} | {fmt(m['tv'])} | {fmt_ci(*tv_diffs[(T, name)])} | {fmt(m['kl'])} | "
+                     f"{m['kl_inf_share']:.1%} | {fmt(m['entropy'], 3)} | {fmt(m['ce'])} | {m['ce_inf_share']:.1%} |")
+    return lines
+
+
+def matched_markdown(table, level_names, what, ref):
+    """Rows: families; columns: diversity levels; cells: quality and the paired difference vs ref."""
+    lines = [f"| sampler | " + " | ".join(level_names) + " |", "| --- |" + " ---: |" * len(level_names)]
+    for family, (point, diffs) in table.items():
+        cells = [fmt(v) + ("" if ref not in diffs else f" ({fmt_ci(diffs[ref][0][j], diffs[ref][1][j], diffs[ref][2][j])})")
+                 for j, v in enumerate(point)]
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return [f"{what}; in brackets the paired difference vs {ref} with its 95 % bootstrap interval "
+            f"(negative: closer to p* than {ref}).", ""] + lines
+
+
+def samples_markdown(stats):
+    keys = list(next(iter(stats.values())))
+    lines = ["| T | sampler | " + " | ".join(keys) + " |", "| ---: | --- |" + " ---: |" * len(keys)]
+    for (T, name), s in stats.items():
+        lines.append(f"| {T:g} | {name} | " + " | ".join(fmt(s[k], 3) for k in keys) + " |")
+    return lines
+
+
+def plot_results(out_dir, grid, report_means, temperatures, chains):
+    """garbage_vs_lost.png (each method's knob curve per temperature) and frontier.png (TV against
+    H(q) along each family's frontier); False when matplotlib is not installed."""
+    try:
+        from matplotlib.figure import Figure  # optional: no pyplot, so no global backend state
+    except ImportError:
+        return False
+    fig = Figure(figsize=(4.5 * len(temperatures), 4))
+    for k, T in enumerate(temperatures):
+        ax = fig.add_subplot(1, len(temperatures), k + 1)
+        for method in KNOBS:
+            idx = [i for i, s in enumerate(grid) if s["temperature"] == T and s["method"] in (method, "temperature")]
+            ax.plot([report_means["lost"][i] for i in idx], [report_means["garbage"][i] for i in idx], ".-",
+                    label=method, lw=2.5 if method in ("minpplus", "min_p") else 1)
+        ax.set(xscale="symlog", yscale="log", title=f"T = {T:g}", xlabel="lost L (p* mass removed)",
+               ylabel="garbage G (q mass where p* = 0)")
+        ax.set_xscale("symlog", linthresh=1e-4)
+        ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    data.write_atomically(os.path.join(out_dir, "garbage_vs_lost.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for family, chain in chains.items():
+        ax.plot([report_means["entropy"][i] for i in chain], [report_means["tv"][i] for i in chain], ".-",
+                label=family, lw=2.5 if family in ("minpplus", "min_p", "temperature") else 1)
+    ax.set(xlabel="entropy H(q), nats (diversity)", ylabel="TV(p*, q)", title="frontiers: quality at each diversity")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    data.write_atomically(os.path.join(out_dir, "frontier.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return True
+
+
+# ----------------------------------------------------------------------------
+# The runs
+
+
+def halves_of_truth(model, val, lang, n_windows):
+    """{"tune", "report"}: windows of each half of val with the model's logits, p* and the targets."""
+    half, length = len(val) // 2, model.config.max_seq_len + 1
+    out = {}
+    for name, tokens in (("tune", val[:half]), ("report", val[half:])):
+        windows = truth_windows(tokens, lang.eos_id, n_windows, length)
+        out[name] = SimpleNamespace(windows=windows, logits=model_logits(model, windows),
+                                    p=torch.from_numpy(lang.next_token_probs(windows[:, :-1])).float(),
+                                    y=torch.from_numpy(windows[:, 1:]))
+    return out
+
+
+def paired_tv_diffs(rows, report_sums, draws):
+    """{row: (TV - TV of MinP+ lambda 1 at the row's T, 95 % interval)} over the same bootstrap draws."""
+    idx = sorted(set(rows.values()))
+    boot = dict(zip(idx, metrics.means(np.einsum("bw,swk->bsk", draws, report_sums[idx]))["tv"].T))
+    full = dict(zip(idx, metrics.means(report_sums[idx].sum(1))["tv"]))
+    out = {}
+    for (T, name), i in rows.items():
+        ref = rows.get((T, "minpplus λ=1"))
+        if ref is None:
+            out[(T, name)] = (math.nan, math.nan, math.nan)
+            continue
+        d = boot[i] - boot[ref]
+        out[(T, name)] = (full[i] - full[ref], np.percentile(d, 2.5), np.percentile(d, 97.5))
+    return out
+
+
+def evaluate_synthetic(args, model, meta, model_name):
+    """Items against p*: results.csv, the per-temperature and matched-diversity tables, samples."""
+    lang = data.SyntheticLanguage(meta["seed"])
+    halves = halves_of_truth(model, data.open_split(args.data_dir, "val", meta), lang, args.windows)
+    n_pos = {k: h.y.numel() for k, h in halves.items()}
+    print(f"truth windows: {len(halves['tune'].y)} to tune ({n_pos['tune']:,} positions), "
+          f"{len(halves['report'].y)} to report ({n_pos['report']:,}) | {len(args.t_grid)} temperatures")
+    heads = fit_heads(halves["tune"].logits, halves["tune"].y, args.t_grid, args.head_epochs, args.given_head)
+    grid = setting_grid(args.t_grid)
+    sums = {k: setting_sums(grid, h.logits, h.p, h.y, heads) for k, h in halves.items()}
+    tune, report = (metrics.means(sums[k].sum(1)) for k in ("tune", "report"))
+    tune["kept"] = 1 - tune["lost"]
+    write_csv(os.path.join(args.out_dir, "results.csv"), result_rows(model_name, grid, report))
+    draws = metrics.bootstrap_weights(len(halves["report"].y), args.bootstrap, args.seed)
+    rows = tuned_rows(grid, tune, args.temperatures)
+    for T in args.temperatures:
+        print(summary_line(T, rows, grid, report))
+    h_true = metrics.truth_entropy(halves["report"].p).mean().item()
+    levels = [h_true] + [report["entropy"][rows[(T, "temperature")]] for T in args.temperatures]
+    level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p_{T:g}) = {levels[k + 1]:.3f}" for k, T in enumerate(args.temperatures)]
+    fams = families(grid)
+    md = {"per_temperature": per_temperature_markdown(rows, grid, report, paired_tv_diffs(rows, sums["report"], draws))}
+    for y_name, what in (("tv", "TV(p*, q)"), ("garbage", "Garbage G")):
+        table = matched_table(fams, tune, sums["report"], levels, draws, "entropy", y_name)
+        md[f"matched_{y_name}"] = matched_markdown(table, level_names, f"{what} at matched entropy H(q)", "minpplus")
+        if y_name == "tv":
+            md["matched_tv_vs_temperature"] = matched_markdown(table, level_names, f"{what} at matched entropy H(q)",
+                                                               "temperature")
+    md["kept"] = kept_tables(grid, fams, tune, sums["report"], draws, args.temperatures)
+    settings = {key: grid[i] for key, i in rows.items()}
+    prompts = halves["report"].windows[:args.samples, :args.prompt_tokens]
+    stats = sample_stats(model, prompts, settings, heads, args.new_tokens, args.seed, lang.next_token_probs)
+    md["samples"] = samples_markdown(stats)
+    write_csv(os.path.join(args.out_dir, "samples.csv"),
+              [{"temperature": T, "sampler": name, **s} for (T, name), s in stats.items()])
+    chains = {f: [m[k] for k in metrics.lower_hull([tune["entropy"][i] for i in m], [tune["tv"][i] for i in m])]
+              for f, m in fams.items()}
+    md["plots"] = plot_results(args.out_dir, grid, report, args.temperatures, chains)
+    return md
+
+
+def kept_tables(grid, fams, tune, report_sums, draws, temperatures, levels=(0.99, 0.995, 0.999)):
+    """Garbage at matched kept truth mass 1 - L, each method's knob at one temperature."""
+    lines = []
+    for T in temperatures:
+        at_T = {f: [i for i in m if grid[i]["temperature"] == T] for f, m in fams.items() if f != "temperature"}
+        table = matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage", refs=("minpplus",))
+        lines += [f"**T = {T:g}**", ""] + matched_markdown(table, [f"1 − L = {v}" for v in levels],
+                                                           "Garbage G at matched kept truth mass", "minpplus") + [""]
+    return lines
+
+
+def summary_line(T, rows, grid, report):
+    parts = []
+    for name in ("temperature", "min_p tuned", "top_p tuned", "minpplus λ=1"):
+        i = rows[(T, name)]
+        shown = f"{name} ({knob(grid[i])})" if name.endswith("tuned") else name
+        inf = report["kl_inf_share"][i]
+        parts.append(f"{shown} TV {report['tv'][i]:.4f} KL {report['kl'][i]:.4f}" + (f" (inf {inf:.1%})" if inf else ""))
+    return f"T {T:g} | " + " | ".join(parts)
+
+
+def evaluate_text(args, model, tokens, tokenizer, source):
+    """Bits per byte at each temperature, with and without the head, and sample statistics."""
+    bpb, heads, report = bits_per_byte(model, tokens, tokenizer, args)
+    for T, (plain, with_head) in bpb.items():
+        print(f"{source} T {T:g} | bits per byte: model {plain:.4f} | model + MinP+ {with_head:.4f}")
+    settings = {}
+    for T in args.temperatures:
+        settings[(T, "temperature")] = dict(method="temperature", temperature=T, param=None)
+        for method, value in COMMON + [("minpplus", 1.0)]:
+            s = dict(method=method, temperature=T, param=value)
+            settings[(T, label(s))] = s
+    prompts = report[:args.samples, :args.prompt_tokens]
+    stats = sample_stats(model, prompts, settings, heads, args.new_tokens, args.seed)
+    lines = [f"Bits per byte on {source} (head fitted on the first half of the windows, scored on the second):", "",
+             "| T | model | model + MinP+ |", "| ---: | ---: | ---: |"]
+    lines += [f"| {T:g} | {plain:.4f} | {with_head:.4f} |" for T, (plain, with_head) in bpb.items()]
+    rows = [{"source": source, "temperature": T, "bpb_model": a, "bpb_minpplus": b} for T, (a, b) in bpb.items()]
+    return lines + ["", f"Samples on {source}:", ""] + samples_markdown(stats), rows
+
+
+def write_summary(path, header, md, text_md):
+    sections = [("Per temperature (baselines tuned on the tune half against p*; MinP+ fitted there from text)",
+                 md.get("per_temperature")),
+                ("Matched diversity: TV", md.get("matched_tv")),
+                ("Matched diversity: TV against plain temperature", md.get("matched_tv_vs_temperature")),
+                ("Matched diversity: garbage", md.get("matched_garbage")),
+                ("Matched kept mass, one temperature at a time", md.get("kept")),
+                ("Samples (continuations of held-out prompts)", md.get("samples")),
+                ("Real text", text_md)]
+    lines = header + [""]
+    for title, body in sections:
+        if body:
+            lines += [f"## {title}", ""] + body + [""]
+    data.write_text(path, "\n".join(lines))
+
+
+def quick_model(work_dir):
+    """A tiny model trained for a few dozen steps on a small synthetic corpus: (ckpt path, data dir)."""
+    data_dir, out_dir = os.path.join(work_dir, "data"), os.path.join(work_dir, "lm")
+    data.prepare_synthetic(data_dir, train_tokens=60_000, val_tokens=12_000, seed=0)
+    train.main(["--data_dir", data_dir, "--out_dir", out_dir, "--dim", "32", "--n_layers", "2", "--n_heads", "4",
+                "--n_kv_heads", "2", "--max_seq_len", "32", "--batch_size", "16", "--max_steps", "150",
+                "--eval_interval", "150", "--eval_batches", "2", "--truth_windows", "4", "--device", "cpu",
+                "--lr", "1e-2", "--warmup_steps", "10"])
+    return os.path.join(out_dir, "ckpt.pt"), data_dir
+
+
+def parse_grid(text):
+    """'start:stop:step' (inclusive) or a comma-separated list -> sorted temperatures."""
+    try:
+        if ":" in text:
+            start, stop, step = (float(v) for v in text.split(":"))
+            values = np.arange(start, stop + step / 2, step)
+        else:
+            values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--t_grid {text!r}: write start:stop:step (0.5:3.0:0.1) or a list (1.0,1.5,2.0)") from None
+    return [round(float(v), 6) for v in values]
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", default="out/ckpt.pt")
+    parser.add_argument("--data_dir", default=None, help="default: the data the checkpoint was trained on")
+    parser.add_argument("--out_dir", default="out/eval")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 1.5, 2.0], help="reported temperatures")
+    parser.add_argument("--t_grid", default="0.7:3.0:0.1", help="temperatures of every family's frontier")
+    parser.add_argument("--windows", type=int, default=64, help="windows per half of val")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the report windows")
+    parser.add_argument("--head", default=None, help="a head.json to use at every temperature instead of fitting "
+                                                     "one per temperature")
+    parser.add_argument("--head_epochs", type=int, default=100)
+    parser.add_argument("--samples", type=int, default=64, help="held-out prompts continued by each sampler")
+    parser.add_argument("--prompt_tokens", type=int, default=16)
+    parser.add_argument("--new_tokens", type=int, default=48)
+    parser.add_argument("--text", default=None, help="a UTF-8 file: bits per byte and samples on it too")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="train a tiny model in a temporary directory and "
+                        "evaluate it on small grids (the CI check)")
+    argv = list(argv) if argv is not None else None
+    args = parser.parse_args(argv)
+    if args.quick:  # the quick grids, unless given on the command line
+        args = parser.parse_args(QUICK + (argv if argv is not None else __import__("sys").argv[1:]))
+    if min(args.windows, args.bootstrap, args.samples, args.prompt_tokens, args.new_tokens, args.head_epochs) < 1:
+        raise ValueError("--windows, --bootstrap, --samples, --prompt_tokens, --new_tokens and --head_epochs "
+                         "must be at least 1")
+    if not all(math.isfinite(T) and T > 0 for T in args.temperatures):
+        raise ValueError(f"--temperatures {args.temperatures}: every temperature must be a finite number > 0")
+    args.temperatures = [round(T, 6) for T in args.temperatures]
+    args.t_grid = sorted(set(parse_grid(args.t_grid)) | set(args.temperatures))
+    if min(args.t_grid) <= 0:
+        raise ValueError(f"--t_grid holds {min(args.t_grid)}: temperatures must be > 0")
+    return args
+
+
+def main(argv=None):
+    try:
+        run(argv)
+    except (ValueError, OSError) as e:  # bad input: one line, no traceback
+        raise SystemExit(f"error: {e}") from None
+
+
+def run(argv=None):
+    args = parse_args(argv)
+    with tempfile.TemporaryDirectory() as work_dir:
+        if args.quick:
+            args.ckpt, args.data_dir = quick_model(work_dir)
+        evaluate_checkpoint(args)
+
+
+def evaluate_checkpoint(args):
+    start = time.perf_counter()
+    device = pick_device(args.device)
+    model, ckpt = load_checkpoint(args.ckpt, device)
+    args.data_dir = args.data_dir or ckpt.get("train_config", {}).get("data_dir")
+    meta = data.load_meta(args.data_dir)
+    if meta["vocab_size"] != model.config.vocab_size:
+        raise ValueError(f"{args.data_dir} has vocab_size {meta['vocab_size']} but the model has "
+                         f"{model.config.vocab_size}: pass the --data_dir the model was trained on")
+    args.given_head = None
+    if args.head:
+        args.given_head, _ = MinPPlusHead.load_json(args.head, vocab_size=model.config.vocab_size)
+    os.makedirs(args.out_dir, exist_ok=True)
+    tokenizer = data.load_tokenizer(args.data_dir)
+    model_name = f"{args.ckpt}@{ckpt.get('step')}"
+    md, text_md, text_rows = {}, [], []
+    if meta["kind"] == "synthetic":
+        md = evaluate_synthetic(args, model, meta, model_name)
+    else:  # no p*: the held-out half of its own val split
+        lines, text_rows = evaluate_text(args, model, np.asarray(data.open_split(args.data_dir, "val", meta)),
+                                         tokenizer, f"{args.data_dir} (val)")
+        text_md += lines
+    if args.text:
+        lines, rows = evaluate_text(args, model, text_tokens(args.text, tokenizer), tokenizer,
+                                    os.path.basename(args.text))
+        text_md, text_rows = text_md + [""] + lines, text_rows + rows
+    if text_rows:
+        write_csv(os.path.join(args.out_dir, "text.csv"), text_rows)
+    header = [f"# Evaluation of {model_name} on {args.data_dir}", "",
+              f"Temperatures {', '.join(f'{T:g}' for T in args.temperatures)}; frontier grid "
+              f"{args.t_grid[0]:g}..{args.t_grid[-1]:g} ({len(args.t_grid)} temperatures); {args.windows} windows per "
+              f"half; {args.bootstrap} bootstrap resamples; "
+              + ("the given head at every temperature." if args.head else "a MinP+ head fitted at each temperature.")]
+    write_summary(os.path.join(args.out_dir, "summary.md"), header, md, text_md)
+    plotted = " and plots" if md.get("plots") else ""
+    print(f"wrote {args.out_dir}: results.csv, summary.md{plotted} in {time.perf_counter() - start:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

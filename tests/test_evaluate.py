@@ -1,0 +1,167 @@
+"""The specification of evaluate.py and metrics.py: every metric on distributions with known
+answers, the frontier's interpolation, and the whole evaluation end to end (--quick)."""
+import csv
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import evaluate
+import metrics
+from head import MinPPlusHead
+from sample import filter_logits
+
+
+def metric_values(p, q, targets=None):
+    """position_metrics of one or more rows of probabilities (0 in q = removed)."""
+    out = metrics.position_metrics(torch.tensor(p), torch.tensor(q).log(), None if targets is None else
+                                   torch.tensor(targets))
+    return {k: v.tolist() for k, v in out.items()}
+
+
+def test_metrics_of_a_hand_made_distribution():
+    p, q = [0.5, 0.5, 0.0, 0.0], [0.4, 0.3, 0.3, 0.0]
+    m = metric_values([p], [q], [1])
+    assert m["garbage"][0] == pytest.approx(0.3)  # q's mass where p* = 0
+    assert m["lost"][0] == 0  # q removes only a token p* never emits
+    assert m["tv"][0] == pytest.approx(0.5 * (0.1 + 0.2 + 0.3))
+    assert m["kl"][0] == pytest.approx(0.5 * math.log(0.5 / 0.4) + 0.5 * math.log(0.5 / 0.3), rel=1e-6)
+    assert m["entropy"][0] == pytest.approx(-(0.4 * math.log(0.4) + 2 * 0.3 * math.log(0.3)), rel=1e-6)
+    assert m["ce"][0] == pytest.approx(-math.log(0.3), rel=1e-6)
+
+
+def test_a_distribution_that_removes_a_true_token_has_infinite_kl_and_loses_its_mass():
+    p = [[0.5, 0.5, 0.0, 0.0]] * 2
+    q = [[1.0, 0.0, 0.0, 0.0]] * 2  # greedy: token 1 (p* = 0.5) removed
+    m = metric_values(p, q, [0, 1])
+    assert m["garbage"] == [0, 0] and m["lost"] == [0.5, 0.5] and m["tv"] == [0.5, 0.5]
+    assert m["kl"] == [math.inf, math.inf] and m["entropy"] == [0, 0]
+    assert m["ce"][0] == pytest.approx(0, abs=1e-7) and m["ce"][1] == math.inf  # the actual token 1 was removed
+
+
+def test_the_truth_itself_scores_zero_and_its_own_entropy():
+    p = [[0.25] * 4, [0.7, 0.2, 0.1, 0.0]]
+    m = metric_values(p, p)
+    for name in ("garbage", "lost", "tv", "kl"):
+        assert m[name] == pytest.approx([0, 0], abs=1e-6), name
+    assert m["entropy"] == pytest.approx([math.log(4), -(0.7 * math.log(0.7) + 0.2 * math.log(0.2) +
+                                                          0.1 * math.log(0.1))], rel=1e-6)
+
+
+def test_window_sums_keep_infinite_kl_and_ce_out_of_the_means_and_count_them():
+    p = torch.tensor([[[0.5, 0.5], [0.5, 0.5]], [[1.0, 0.0], [0.5, 0.5]]])
+    q_logits = torch.tensor([[[0.0, 0.0], [0.0, -math.inf]], [[0.0, 0.0], [0.0, 0.0]]])
+    y = torch.tensor([[0, 1], [0, 0]])
+    sums = metrics.window_sums(metrics.position_metrics(p, q_logits, y))
+    assert sums.shape == (2, len(metrics.STATS)) and (sums[:, -1] == 2).all()
+    m = metrics.means(sums.sum(0))
+    assert m["kl_inf_share"] == 0.25 and m["kl"] == pytest.approx(math.log(2) / 3)  # 0, 0, log 2 (and one inf)
+    assert m["ce_inf_share"] == 0.25 and m["ce"] == pytest.approx(math.log(2))  # log 2 three times (and one inf)
+    assert m["lost"] == pytest.approx(0.5 / 4) and m["garbage"] == pytest.approx(0.5 / 4)
+
+
+def test_total_variation_bounds_garbage_and_lost_mass_on_random_cases():
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(200, 50, generator=g) * (torch.rand(200, 50, generator=g) < 0.3)
+    p[:, 0] += 0.01  # every row has some truth
+    p /= p.sum(-1, keepdim=True)
+    logits = torch.randn(200, 50, generator=g) * 3
+    for method, params in (("temperature", {}), ("min_p", dict(min_p=0.1)), ("top_k", dict(top_k=3)),
+                           ("top_p", dict(top_p=0.5)), ("temperature", dict(temperature=3.0))):
+        m = metrics.position_metrics(p, filter_logits(logits, method, **params))
+        assert (m["tv"] >= torch.maximum(m["garbage"], m["lost"]) - 1e-6).all(), method
+        assert ((m["garbage"] >= 0) & (m["lost"] >= 0) & (m["tv"] <= 1 + 1e-6)).all()
+
+
+def test_mixing_two_settings_is_at_least_as_good_as_interpolating_them():
+    # the frontier's claim (metrics.lower_hull): the per-position mixture beats the coin flip's averages
+    g = torch.Generator().manual_seed(1)
+    p = torch.softmax(torch.randn(100, 30, generator=g) * 2, -1) * (torch.rand(100, 30, generator=g) < 0.5)
+    p = (p + 1e-3 * torch.nn.functional.one_hot(torch.zeros(100, dtype=torch.long), 30)) / p.sum(-1, keepdim=True)
+    p /= p.sum(-1, keepdim=True)
+    za, zb = (filter_logits(torch.randn(100, 30, generator=g) * 2, "min_p", min_p=m) for m in (0.05, 0.3))
+    qa, qb = za.softmax(-1), zb.softmax(-1)
+    for w in (0.2, 0.5, 0.9):
+        mix = metrics.position_metrics(p, (w * qa + (1 - w) * qb).log())
+        a, b = metrics.position_metrics(p, za), metrics.position_metrics(p, zb)
+        line = {k: w * a[k] + (1 - w) * b[k] for k in a}
+        assert (mix["entropy"] >= line["entropy"] - 1e-6).all() and (mix["tv"] <= line["tv"] + 1e-6).all()
+        assert (mix["lost"] <= line["lost"] + 1e-6).all() and torch.allclose(mix["garbage"], line["garbage"], atol=1e-6)
+
+
+def test_lower_hull_and_interpolation_along_it():
+    x = [0.0, 1.0, 2.0, 3.0, 1.5, 2.0]
+    y = [1.0, 0.2, 0.5, 0.1, 2.0, math.nan]
+    hull = metrics.lower_hull(x, y)
+    assert hull == [0, 1, 3]  # (2, 0.5) lies above the segment from (1, 0.2) to (3, 0.1); nan is skipped
+    xs, ys = np.array(x)[hull], np.array(y)[hull]
+    values = metrics.along_chain(xs, ys, [0.5, 2.0, 3.0, 4.0])
+    assert values[:3] == pytest.approx([0.6, 0.15, 0.1]) and math.isnan(values[3])  # outside: nan
+    stacked = metrics.along_chain(np.stack([xs, xs + 1]), np.stack([ys, ys]), [1.0])
+    assert stacked[:, 0] == pytest.approx([0.2, 1.0])  # a leading axis of resamples, each its own chain
+
+
+def test_a_frontier_with_a_coarse_grid_interpolates_instead_of_overshooting():
+    # a family whose settings have entropies 1 and 3: at entropy 2 it gets the midpoint, not the next point
+    sums = np.zeros((2, 1, len(metrics.STATS)))
+    col = metrics.STATS.index
+    sums[:, 0, col("positions")] = 1
+    sums[:, 0, col("entropy")] = [1.0, 3.0]
+    sums[:, 0, col("tv")] = [0.1, 0.3]
+    tune = metrics.means(sums.sum(1))
+    point, boot = evaluate.frontier(tune, sums, [0, 1], "entropy", "tv", [2.0], np.ones((3, 1)))
+    assert point == pytest.approx([0.2]) and boot[:, 0] == pytest.approx([0.2] * 3)
+
+
+def test_sample_statistics():
+    assert metrics.distinct_n([[1, 2, 3, 1, 2]], 2) == 3 / 4  # (1,2) twice
+    assert metrics.distinct_n([[1, 2], [1, 2]], 2) == 1 / 2
+    assert metrics.repetition([[1, 2, 3, 4, 1, 2, 3, 4]], 4) == pytest.approx(1 - 4 / 5)
+    assert metrics.repetition([[1, 2, 3, 4, 5]], 4) == 0
+    p_next = np.array([[[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]], [[0.5, 0.5, 0.0], [0.0, 1.0, 0.0]]])
+    valid, nll = metrics.truth_scores(p_next, np.array([[0, 1], [0, 2]]))
+    assert valid.tolist() == [True, False] and nll[0] == pytest.approx(math.log(2) / 2) and nll[1] == math.inf
+
+
+def test_truth_windows_start_at_eos_and_never_overlap():
+    tokens = np.array([0, 5, 6, 0, 7, 0, 8, 9, 10, 0, 11, 12, 13, 14, 0, 1])
+    windows = evaluate.truth_windows(tokens, 0, 10, 4)
+    assert (windows[:, 0] == 0).all() and windows.tolist() == [[0, 5, 6, 0], [0, 8, 9, 10], [0, 11, 12, 13]]
+    with pytest.raises(ValueError, match="no window"):
+        evaluate.truth_windows(np.array([3, 4, 5, 6]), 0, 10, 4)
+
+
+def test_sampler_params_give_minpplus_its_head_and_strength():
+    weights = torch.zeros(32)
+    weights[0], weights[10] = 0.5, 1.0
+    head = MinPPlusHead.from_weights(MinPPlusHead().tau, weights)
+    z = torch.randn(3, 60) * 3
+    params = evaluate.sampler_params(dict(method="minpplus", temperature=1.5, param=0.0), {1.5: head})
+    assert torch.equal(filter_logits(z, "minpplus", **params), z / 1.5)  # lambda 0: plain temperature
+    params = evaluate.sampler_params(dict(method="minpplus", temperature=1.5, param=1.0), {1.5: head})
+    assert torch.equal(filter_logits(z, "minpplus", **params), head(z / 1.5))
+
+
+def test_quick_runs_end_to_end(tmp_path):
+    evaluate.main(["--quick", "--out_dir", str(tmp_path)])
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    for column in ("model", "temperature", "method", "param", "garbage", "lost", "tv", "kl", "kl_inf_share",
+                   "entropy", "ce"):
+        assert column in rows[0], column
+    assert {r["method"] for r in rows} == {"temperature", *evaluate.KNOBS}
+    for r in rows:
+        assert float(r["tv"]) >= max(float(r["garbage"]), float(r["lost"])) - 1e-6
+    summary = (tmp_path / "summary.md").read_text()
+    for section in ("Per temperature", "Matched diversity: TV", "Samples"):
+        assert section in summary
+    assert (tmp_path / "samples.csv").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--t_grid", "a:b:c"], "--t_grid"), (["--temperatures", "0"], "temperature"), (["--windows", "0"], "at least 1"),
+])
+def test_bad_flags_stop_with_one_line(flags, message):
+    with pytest.raises(SystemExit, match=message):
+        evaluate.main(flags)
