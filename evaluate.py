@@ -14,9 +14,9 @@ import argparse
 import csv
 import math
 import os
+import sys
 import tempfile
 import time
-import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -27,7 +27,7 @@ import data
 import metrics
 import train
 from head import MinPPlusHead
-from model import load_checkpoint, pick_device
+from model import fingerprint, load_checkpoint, pick_device
 from sample import filter_logits, generate
 
 KNOBS = {  # each method's grid; every family also holds plain temperature, its knob-0 member
@@ -176,40 +176,6 @@ def families(grid):
     return out
 
 
-def frontier(tune_means, report_sums, members, x_name, y_name, levels, draws):
-    """Quality y at each diversity level x on one family's frontier: the settings on the lower
-    convex hull of its tune-half (x, y) points (metrics.lower_hull: interpolating between them is
-    achievable), read along that chain on the report half, for the full half and for each
-    bootstrap draw. Returns (point (levels,), resampled (draws, levels))."""
-    x_tune = np.asarray([tune_means[x_name][i] for i in members])
-    y_tune = np.asarray([tune_means[y_name][i] for i in members])
-    chain = [members[k] for k in metrics.lower_hull(x_tune, y_tune)]
-    full = metrics.means(report_sums[chain].sum(1))
-    resampled = metrics.means(np.einsum("bw,swk->bsk", draws, report_sums[chain]))
-    full["kept"], resampled["kept"] = 1 - full["lost"], 1 - resampled["lost"]
-    return (metrics.along_chain(full[x_name], full[y_name], levels),
-            metrics.along_chain(resampled[x_name], resampled[y_name], levels))
-
-
-def matched_table(fams, tune_means, report_sums, levels, draws, x_name="entropy", y_name="tv",
-                  refs=("temperature", "minpplus")):
-    """{family: (values (levels,), {reference: (diff (levels,), lo, hi)})} at matched diversity,
-    differences paired over the same bootstrap draws of report windows (95 % intervals)."""
-    curves = {f: frontier(tune_means, report_sums, m, x_name, y_name, levels, draws) for f, m in fams.items()}
-    table = {}
-    for family, (point, boot) in curves.items():
-        diffs = {}
-        for ref in refs:
-            if ref != family:
-                d = boot - curves[ref][1]
-                with warnings.catch_warnings():  # a level outside a frontier: nan, shown as a dash
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    lo, hi = np.nanpercentile(d, 2.5, 0), np.nanpercentile(d, 97.5, 0)
-                diffs[ref] = (point - curves[ref][0], lo, hi)
-        table[family] = (point, diffs)
-    return table
-
-
 # ----------------------------------------------------------------------------
 # Samples
 
@@ -342,12 +308,14 @@ def plot_results(out_dir, grid, report_means, temperatures, chains):
     for k, T in enumerate(temperatures):
         ax = fig.add_subplot(1, len(temperatures), k + 1)
         for method in KNOBS:
-            idx = [i for i, s in enumerate(grid) if s["temperature"] == T and s["method"] in (method, "temperature")]
+            idx = sorted((i for i, s in enumerate(grid) if s["temperature"] == T and s["method"] in (method, "temperature")),
+                         key=lambda i: (report_means["lost"][i], -report_means["garbage"][i]))
             ax.plot([report_means["lost"][i] for i in idx], [report_means["garbage"][i] for i in idx], ".-",
                     label=method, lw=2.5 if method in ("minpplus", "min_p") else 1)
         ax.set(xscale="symlog", yscale="log", title=f"T = {T:g}", xlabel="lost L (p* mass removed)",
                ylabel="garbage G (q mass where p* = 0)")
         ax.set_xscale("symlog", linthresh=1e-4)
+        ax.set_xlim(left=0)
         ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -416,11 +384,11 @@ def evaluate_synthetic(args, model, meta, model_name):
         print(summary_line(T, rows, grid, report))
     h_true = metrics.truth_entropy(halves["report"].p).mean().item()
     levels = [h_true] + [report["entropy"][rows[(T, "temperature")]] for T in args.temperatures]
-    level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p_{T:g}) = {levels[k + 1]:.3f}" for k, T in enumerate(args.temperatures)]
+    level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p at T={T:g}) = {levels[k + 1]:.3f}" for k, T in enumerate(args.temperatures)]
     fams = families(grid)
     md = {"per_temperature": per_temperature_markdown(rows, grid, report, paired_tv_diffs(rows, sums["report"], draws))}
     for y_name, what in (("tv", "TV(p*, q)"), ("garbage", "Garbage G")):
-        table = matched_table(fams, tune, sums["report"], levels, draws, "entropy", y_name)
+        table = metrics.matched_table(fams, tune, sums["report"], levels, draws, "entropy", y_name)
         md[f"matched_{y_name}"] = matched_markdown(table, level_names, f"{what} at matched entropy H(q)", "minpplus")
         if y_name == "tv":
             md["matched_tv_vs_temperature"] = matched_markdown(table, level_names, f"{what} at matched entropy H(q)",
@@ -439,13 +407,16 @@ def evaluate_synthetic(args, model, meta, model_name):
 
 
 def kept_tables(grid, fams, tune, report_sums, draws, temperatures, levels=(0.99, 0.995, 0.999)):
-    """Garbage at matched kept truth mass 1 - L, each method's knob at one temperature."""
-    lines = []
+    """Garbage at matched kept truth mass 1 - L, each truncation's knob at one temperature. A fitted
+    MinP+ head never removes a token (softplus weights are > 0), so it sits at 1 - L = 1 alone."""
+    lines = ["A fitted MinP+ head removes no token (every weight is > 0), so it has L = 0 and no point "
+             "below 1 − L = 1; the reference here is min-p.", ""]
     for T in temperatures:
-        at_T = {f: [i for i in m if grid[i]["temperature"] == T] for f, m in fams.items() if f != "temperature"}
-        table = matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage", refs=("minpplus",))
+        at_T = {f: [i for i in m if grid[i]["temperature"] == T] for f, m in fams.items()
+                if f not in ("temperature", "minpplus")}
+        table = metrics.matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage", refs=("min_p",))
         lines += [f"**T = {T:g}**", ""] + matched_markdown(table, [f"1 − L = {v}" for v in levels],
-                                                           "Garbage G at matched kept truth mass", "minpplus") + [""]
+                                                           "Garbage G at matched kept truth mass", "min_p") + [""]
     return lines
 
 
@@ -542,7 +513,7 @@ def parse_args(argv):
     argv = list(argv) if argv is not None else None
     args = parser.parse_args(argv)
     if args.quick:  # the quick grids, unless given on the command line
-        args = parser.parse_args(QUICK + (argv if argv is not None else __import__("sys").argv[1:]))
+        args = parser.parse_args(QUICK + (argv if argv is not None else sys.argv[1:]))
     if min(args.windows, args.bootstrap, args.samples, args.prompt_tokens, args.new_tokens, args.head_epochs) < 1:
         raise ValueError("--windows, --bootstrap, --samples, --prompt_tokens, --new_tokens and --head_epochs "
                          "must be at least 1")
@@ -581,7 +552,8 @@ def evaluate_checkpoint(args):
                          f"{model.config.vocab_size}: pass the --data_dir the model was trained on")
     args.given_head = None
     if args.head:
-        args.given_head, _ = MinPPlusHead.load_json(args.head, vocab_size=model.config.vocab_size)
+        args.given_head, _ = MinPPlusHead.load_json(args.head, vocab_size=model.config.vocab_size,
+                                                    checkpoint=fingerprint(model))
     os.makedirs(args.out_dir, exist_ok=True)
     tokenizer = data.load_tokenizer(args.data_dir)
     model_name = f"{args.ckpt}@{ckpt.get('step')}"

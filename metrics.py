@@ -10,7 +10,12 @@ Per position, with q = softmax(logits) and p* the truth (both over the same V to
     H(q)      = -sum q log q                             (diversity)
     CE        = -log q(y) on the actual next token y:    infinite where q(y) = 0
 Positions are summed per window (window_sums), so a bootstrap over windows only re-weights sums.
+A family of settings (one sampler over its knob and the temperature) is compared with another at
+matched diversity along its frontier (lower_hull, frontier, matched_table): chosen on one half of
+the held-out windows, read on the other.
 """
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -140,6 +145,42 @@ def along_chain(x, y, levels):
             share = np.where(a1 == a0, 0.0, (level - a0) / (a1 - a0))
         out[..., j] = np.where(inside.any(-1), b0 + share * (b1 - b0), np.nan)
     return out
+
+
+def frontier(tune_means, report_sums, members, x_name, y_name, levels, draws):
+    """Quality y at each diversity level x on one family's frontier: the settings on the lower
+    convex hull of its (x, y) points on the tuning half (tune_means: means() of every setting;
+    lower_hull: interpolating between them is achievable), read along that chain on the report
+    half (report_sums: (settings, W, STATS) window sums), for the whole half and for each bootstrap
+    draw (draws: (B, W) counts). members: the family's setting indices; x_name "kept" is 1 - lost.
+    Returns (point (levels,), resampled (B, levels))."""
+    x_tune = np.asarray([tune_means[x_name][i] for i in members])
+    y_tune = np.asarray([tune_means[y_name][i] for i in members])
+    chain = [members[k] for k in lower_hull(x_tune, y_tune)]
+    full = means(report_sums[chain].sum(1))
+    resampled = means(np.einsum("bw,swk->bsk", draws, report_sums[chain]))
+    full["kept"], resampled["kept"] = 1 - full["lost"], 1 - resampled["lost"]
+    return (along_chain(full[x_name], full[y_name], levels),
+            along_chain(resampled[x_name], resampled[y_name], levels))
+
+
+def matched_table(fams, tune_means, report_sums, levels, draws, x_name="entropy", y_name="tv",
+                  refs=("temperature", "minpplus")):
+    """{family: (values (levels,), {reference: (diff (levels,), lo, hi)})} at matched diversity,
+    differences paired over the same bootstrap draws of report windows (95 % intervals)."""
+    curves = {f: frontier(tune_means, report_sums, m, x_name, y_name, levels, draws) for f, m in fams.items()}
+    table = {}
+    for family, (point, boot) in curves.items():
+        diffs = {}
+        for ref in refs:
+            if ref != family:
+                d = boot - curves[ref][1]
+                with warnings.catch_warnings():  # a level outside a frontier: nan, shown as a dash
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    lo, hi = np.nanpercentile(d, 2.5, 0), np.nanpercentile(d, 97.5, 0)
+                diffs[ref] = (point - curves[ref][0], lo, hi)
+        table[family] = (point, diffs)
+    return table
 
 
 # ----------------------------------------------------------------------------

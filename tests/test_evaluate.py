@@ -110,7 +110,7 @@ def test_a_frontier_with_a_coarse_grid_interpolates_instead_of_overshooting():
     sums[:, 0, col("entropy")] = [1.0, 3.0]
     sums[:, 0, col("tv")] = [0.1, 0.3]
     tune = metrics.means(sums.sum(1))
-    point, boot = evaluate.frontier(tune, sums, [0, 1], "entropy", "tv", [2.0], np.ones((3, 1)))
+    point, boot = metrics.frontier(tune, sums, [0, 1], "entropy", "tv", [2.0], np.ones((3, 1)))
     assert point == pytest.approx([0.2]) and boot[:, 0] == pytest.approx([0.2] * 3)
 
 
