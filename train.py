@@ -80,19 +80,21 @@ class TrainConfig:
 PROCESS_FIELDS = ("out_dir", "device", "compile", "resume")
 MODEL_FLAGS = ("dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "max_seq_len", "dropout")
 GROUPS = ("data", "model", "optimisation", "run", "MinP+ head")
+METAVAR = {int: "N", float: "X", str: "S"}
 
 
 def build_parser():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     usage="%(prog)s [--head minpplus] [--FLAG VALUE ...]",
                                      argument_default=argparse.SUPPRESS)  # only the flags given are set
     groups = {name: parser.add_argument_group(name) for name in GROUPS}
     for f in dataclasses.fields(TrainConfig):
-        kind = {"action": argparse.BooleanOptionalAction} if f.type is bool else {"type": f.type}
-        groups[f.metadata["group"]].add_argument(f"--{f.name}", help=f"{f.metadata['help']} (default {f.default!r})",
-                                                 **kind)
+        kind = {"action": argparse.BooleanOptionalAction} if f.type is bool else {"type": f.type, "metavar": METAVAR[f.type]}
+        groups[f.metadata["group"]].add_argument(f"--{f.name}", help=f"{f.metadata['help']} [{f.default}]", **kind)
     model_fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
     for name in MODEL_FLAGS:
-        groups["model"].add_argument(f"--{name}", type=model_fields[name].type, help="default: the preset's")
+        kind = model_fields[name].type
+        groups["model"].add_argument(f"--{name}", type=kind, metavar=METAVAR[kind], help="[the preset's]")
     return parser
 
 
