@@ -426,16 +426,24 @@ def tiling_batches(tokens, batch_size, block_size, n_tokens):
     return [starts[first:first + batch_size] for first in range(0, n_windows, batch_size)]
 
 
-def document_windows(tokens, eos_id, n_windows, length):
+def document_windows(tokens, eos_id, n_windows, length, disjoint=False):
     """The first n_windows windows of `length` tokens that start at an <eos>: the windows
-    whose exact next-token distributions SyntheticLanguage.next_token_probs can give."""
+    whose exact next-token distributions SyntheticLanguage.next_token_probs can give.
+    disjoint=True: windows that never overlap (each position counts once), n_windows of them
+    spread evenly over the whole text instead of the first ones."""
     if len(tokens) <= length:
         raise ValueError(f"the val split has {len(tokens):,} tokens, too few for one window of {length}: "
                          f"generate more (data.py --val_tokens) or use a smaller --block_size")
-    starts = np.flatnonzero(np.asarray(tokens[:len(tokens) - length + 1]) == eos_id)[:n_windows]
+    starts = np.flatnonzero(np.asarray(tokens[:len(tokens) - length + 1]) == eos_id)
     if len(starts) == 0:
         raise ValueError("the val split holds no <eos> to start an exact-probability window at")
-    return np.stack([np.asarray(tokens[i:i + length], dtype=np.int64) for i in starts])
+    if disjoint:
+        free = [starts[0]]
+        for s in starts[1:]:
+            if s >= free[-1] + length:
+                free.append(s)
+        starts = np.asarray(free)[np.linspace(0, len(free) - 1, min(n_windows, len(free))).round().astype(int)]
+    return np.stack([np.asarray(tokens[i:i + length], dtype=np.int64) for i in starts[:n_windows]])
 
 
 def truth_windows(meta, tokens, n_windows, block_size, device="cpu"):

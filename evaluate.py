@@ -26,9 +26,10 @@ from tqdm import tqdm
 import data
 import metrics
 import train
+import train_head
 from head import MinPPlusHead
 from model import fingerprint, load_checkpoint, pick_device
-from sample import filter_logits, generate
+from sample import filter_logits, generate, load_text_side
 
 KNOBS = {  # each method's grid; every family also holds plain temperature, its knob-0 member
     "top_k": [1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64],
@@ -47,31 +48,8 @@ QUICK = ["--windows", "16", "--t_grid", "0.7:2.5:0.3", "--bootstrap", "100", "--
          "--new_tokens", "16", "--prompt_tokens", "8", "--head_epochs", "30"]
 
 
-def fit_head(head, stats, epochs=100, lr=0.2):
-    """Full-batch AdamW on the bucket statistics (S, b, log p_y), as train.py fits its heads."""
-    cfg = SimpleNamespace(head_epochs=epochs, head_lr=lr, head_reg="none", head_reg_weight=0.0)
-    train.head_fitter(head, train.head_optimizer(head, cfg), stats, cfg)(0, epochs)
-    return head
-
-
 # ----------------------------------------------------------------------------
 # Held-out windows, the model's logits, the truth
-
-
-def truth_windows(tokens, eos_id, n_windows, length):
-    """Up to n_windows non-overlapping windows (n, length) that each start at an <eos> (so the
-    forward algorithm gives their exact p*), spread over the whole text; each position counts once."""
-    tokens = np.asarray(tokens)
-    starts, next_free = [], 0
-    for s in np.flatnonzero(tokens[:len(tokens) - length + 1] == eos_id):
-        if s >= next_free:
-            starts.append(s)
-            next_free = s + length
-    if not starts:
-        raise ValueError(f"no window of {length} tokens starting at an <eos> fits the val split: generate more "
-                         f"(data.py --val_tokens) or pass a model with a shorter context")
-    starts = [starts[i] for i in np.linspace(0, len(starts) - 1, min(n_windows, len(starts))).round().astype(int)]
-    return np.stack([tokens[s:s + length] for s in starts]).astype(np.int64)
 
 
 def tiled_windows(tokens, n_windows, length):
@@ -97,7 +75,8 @@ def fit_heads(logits, targets, temperatures, epochs, given=None):
             heads[T] = given
             continue
         head = MinPPlusHead()
-        heads[T] = fit_head(head, head.bucket_stats(flat_logits / T, flat_targets), epochs=epochs).requires_grad_(False)
+        stats = head.bucket_stats(flat_logits / T, flat_targets)
+        heads[T] = train_head.fit_head(head, stats, epochs=epochs).requires_grad_(False)
     return heads
 
 
@@ -342,7 +321,7 @@ def halves_of_truth(model, val, lang, n_windows):
     half, length = len(val) // 2, model.config.max_seq_len + 1
     out = {}
     for name, tokens in (("tune", val[:half]), ("report", val[half:])):
-        windows = truth_windows(tokens, lang.eos_id, n_windows, length)
+        windows = data.document_windows(tokens, lang.eos_id, n_windows, length, disjoint=True)
         out[name] = SimpleNamespace(windows=windows, logits=model_logits(model, windows),
                                     p=torch.from_numpy(lang.next_token_probs(windows[:, :-1])).float(),
                                     y=torch.from_numpy(windows[:, 1:]))
@@ -382,7 +361,7 @@ def evaluate_synthetic(args, model, meta, model_name):
     rows = tuned_rows(grid, tune, args.temperatures)
     for T in args.temperatures:
         print(summary_line(T, rows, grid, report))
-    h_true = metrics.truth_entropy(halves["report"].p).mean().item()
+    h_true = data.entropy_of_truth(halves["report"].p)
     levels = [h_true] + [report["entropy"][rows[(T, "temperature")]] for T in args.temperatures]
     level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p at T={T:g}) = {levels[k + 1]:.3f}" for k, T in enumerate(args.temperatures)]
     fams = families(grid)
@@ -545,17 +524,13 @@ def evaluate_checkpoint(args):
     start = time.perf_counter()
     device = pick_device(args.device)
     model, ckpt = load_checkpoint(args.ckpt, device)
-    args.data_dir = args.data_dir or ckpt.get("train_config", {}).get("data_dir")
-    meta = data.load_meta(args.data_dir)
-    if meta["vocab_size"] != model.config.vocab_size:
-        raise ValueError(f"{args.data_dir} has vocab_size {meta['vocab_size']} but the model has "
-                         f"{model.config.vocab_size}: pass the --data_dir the model was trained on")
+    tokenizer, meta = load_text_side(ckpt, args.ckpt, args.data_dir, model.config.vocab_size)
+    args.data_dir = args.data_dir or ckpt["train_config"]["data_dir"]
     args.given_head = None
     if args.head:
         args.given_head, _ = MinPPlusHead.load_json(args.head, vocab_size=model.config.vocab_size,
                                                     checkpoint=fingerprint(model))
     os.makedirs(args.out_dir, exist_ok=True)
-    tokenizer = data.load_tokenizer(args.data_dir)
     model_name = f"{args.ckpt}@{ckpt.get('step')}"
     md, text_md, text_rows = {}, [], []
     if meta["kind"] == "synthetic":

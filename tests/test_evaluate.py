@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import data
 import evaluate
 import metrics
 from head import MinPPlusHead
@@ -124,12 +125,12 @@ def test_sample_statistics():
     assert valid.tolist() == [True, False] and nll[0] == pytest.approx(math.log(2) / 2) and nll[1] == math.inf
 
 
-def test_truth_windows_start_at_eos_and_never_overlap():
+def test_disjoint_truth_windows_start_at_eos_and_never_overlap():
     tokens = np.array([0, 5, 6, 0, 7, 0, 8, 9, 10, 0, 11, 12, 13, 14, 0, 1])
-    windows = evaluate.truth_windows(tokens, 0, 10, 4)
-    assert (windows[:, 0] == 0).all() and windows.tolist() == [[0, 5, 6, 0], [0, 8, 9, 10], [0, 11, 12, 13]]
-    with pytest.raises(ValueError, match="no window"):
-        evaluate.truth_windows(np.array([3, 4, 5, 6]), 0, 10, 4)
+    windows = data.document_windows(tokens, 0, 10, 4, disjoint=True)
+    assert windows.tolist() == [[0, 5, 6, 0], [0, 8, 9, 10], [0, 11, 12, 13]]
+    assert data.document_windows(tokens, 0, 2, 4, disjoint=True).tolist() == [[0, 5, 6, 0], [0, 11, 12, 13]]
+    assert data.document_windows(tokens, 0, 2, 4).tolist() == [[0, 5, 6, 0], [0, 7, 0, 8]]  # the first ones
 
 
 def test_sampler_params_give_minpplus_its_head_and_strength():
