@@ -29,7 +29,7 @@ import train
 import train_head
 from head import MinPPlusHead
 from model import fingerprint, load_checkpoint, pick_device
-from sample import filter_logits, generate, load_text_side
+from sample import METHODS, filter_logits, generate, load_text_side
 
 KNOBS = {  # each method's grid; every family also holds plain temperature, its knob-0 member
     "top_k": [1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64],
@@ -41,8 +41,6 @@ KNOBS = {  # each method's grid; every family also holds plain temperature, its 
     "top_nsigma": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0],
     "minpplus": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],  # head_strength lambda
 }
-PARAM_OF = {"top_k": "top_k", "top_p": "top_p", "min_p": "min_p", "typical": "typical_p", "epsilon": "epsilon_cutoff",
-            "eta": "eta_cutoff", "top_nsigma": "n_sigma", "minpplus": "head_strength"}
 COMMON = [("min_p", 0.05), ("min_p", 0.1), ("top_p", 0.9), ("top_p", 0.95)]  # what users pick
 QUICK = ["--windows", "16", "--t_grid", "0.7:2.5:0.3", "--bootstrap", "100", "--samples", "8",
          "--new_tokens", "16", "--prompt_tokens", "8", "--head_epochs", "30"]
@@ -92,13 +90,18 @@ def setting_grid(t_grid, methods=tuple(KNOBS)):
     return grid
 
 
+def param_name(method):
+    """The knob filter_logits takes for a method (MinP+'s knob is its strength, not its head)."""
+    return "head_strength" if method == "minpplus" else METHODS[method][1]
+
+
 def sampler_params(setting, heads):
     """filter_logits' keyword arguments for one setting."""
     params = {"temperature": setting["temperature"]}
     if setting["method"] == "minpplus":
         params.update(head=heads[setting["temperature"]], head_strength=setting["param"])
     elif setting["param"] is not None:
-        params[PARAM_OF[setting["method"]]] = setting["param"]
+        params[param_name(setting["method"])] = setting["param"]
     return params
 
 
@@ -116,7 +119,7 @@ def setting_sums(grid, logits, p_true, targets, heads):
 
 
 def knob(setting):
-    name = "λ" if setting["method"] == "minpplus" else PARAM_OF[setting["method"]]
+    name = "λ" if setting["method"] == "minpplus" else param_name(setting["method"])
     return "plain" if setting["param"] is None else f"{name}={setting['param']:g}"
 
 
@@ -204,14 +207,16 @@ def bits_per_byte(model, tokens, tokenizer, args):
         raise ValueError("the text is too short for two windows of the model's context: give a longer text")
     fit, report = windows[:len(windows) // 2], windows[len(windows) // 2:]
     logits = {"fit": model_logits(model, fit), "report": model_logits(model, report)}
-    heads = fit_heads(logits["fit"], torch.from_numpy(fit[:, 1:]), args.temperatures, args.head_epochs, args.given_head)
+    heads = fit_heads(logits["fit"], torch.from_numpy(fit[:, 1:]), args.temperatures, args.head_epochs,
+                      args.given_head)
     n_bytes = sum(len(tokenizer.decode(w[1:].tolist()).encode("utf-8")) for w in report)
     y = torch.from_numpy(report[:, 1:]).reshape(-1)
     flat = logits["report"].reshape(-1, logits["report"].size(-1))
     out = {}
     for T in args.temperatures:
-        ce = [torch.nn.functional.cross_entropy(q, y, reduction="sum").item()
-              for q in (flat / T, heads[T](flat / T))]
+        samplers = (dict(method="temperature"), dict(method="minpplus", head=heads[T]))
+        ce = [torch.nn.functional.cross_entropy(filter_logits(flat, temperature=T, **s), y, reduction="sum").item()
+              for s in samplers]
         out[T] = tuple(c / math.log(2) / n_bytes for c in ce)
     return out, heads, report
 
@@ -229,10 +234,12 @@ def fmt_ci(diff, lo, hi, digits=4):
 
 
 def write_csv(path, rows):
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    data.write_atomically(path, write)
 
 
 def result_rows(model_name, grid, report_means):
@@ -246,8 +253,8 @@ def result_rows(model_name, grid, report_means):
 
 
 def per_temperature_markdown(rows, grid, report_means, tv_diffs):
-    lines = ["| T | sampler | G | L | TV | ΔTV vs MinP+ λ=1 [95 % CI] | KL(p*‖q) | KL = ∞ | H(q) | CE | CE = ∞ |",
-             "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    header = "| T | sampler | G | L | TV | ΔTV vs MinP+ λ=1 [95 % CI] | KL(p*‖q) | KL = ∞ | H(q) | CE | CE = ∞ |"
+    lines = [header, "| ---: | --- |" + " ---: |" * 9]
     for (T, name), i in rows.items():
         m = {c: report_means[c][i] for c in metrics.COLUMNS}
         shown = f"{name} ({knob(grid[i])})" if name.endswith("tuned") else name
@@ -261,7 +268,7 @@ def matched_markdown(table, level_names, what, ref):
     """Rows: families; columns: diversity levels; cells: quality and the paired difference vs ref."""
     lines = [f"| sampler | " + " | ".join(level_names) + " |", "| --- |" + " ---: |" * len(level_names)]
     for family, (point, diffs) in table.items():
-        cells = [fmt(v) + ("" if ref not in diffs else f" ({fmt_ci(diffs[ref][0][j], diffs[ref][1][j], diffs[ref][2][j])})")
+        cells = [fmt(v) + (f" ({fmt_ci(*(part[j] for part in diffs[ref]))})" if ref in diffs else "")
                  for j, v in enumerate(point)]
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     return [f"{what}; in brackets the paired difference vs {ref} with its 95 % bootstrap interval "
@@ -277,29 +284,38 @@ def samples_markdown(stats):
 
 
 def plot_results(out_dir, grid, report_means, temperatures, chains):
-    """garbage_vs_lost.png (each method's knob curve per temperature) and frontier.png (TV against
-    H(q) along each family's frontier); False when matplotlib is not installed."""
+    """garbage_vs_lost.png and frontier.png; False when matplotlib is not installed."""
     try:
         from matplotlib.figure import Figure  # optional: no pyplot, so no global backend state
     except ImportError:
         return False
-    fig = Figure(figsize=(4.5 * len(temperatures), 4))
+    for name, draw, size in (("garbage_vs_lost.png", plot_garbage_vs_lost, (4.5 * len(temperatures), 4)),
+                             ("frontier.png", plot_frontiers, (7, 4.5))):
+        fig = Figure(figsize=size)
+        draw(fig, grid, report_means, temperatures, chains)
+        fig.tight_layout()
+        data.write_atomically(os.path.join(out_dir, name), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return True
+
+
+def plot_garbage_vs_lost(fig, grid, report_means, temperatures, chains):
+    """One panel per temperature: each method's knob traced from plain sampling (L = 0) onwards."""
     for k, T in enumerate(temperatures):
         ax = fig.add_subplot(1, len(temperatures), k + 1)
         for method in KNOBS:
-            idx = sorted((i for i, s in enumerate(grid) if s["temperature"] == T and s["method"] in (method, "temperature")),
-                         key=lambda i: (report_means["lost"][i], -report_means["garbage"][i]))
+            idx = [i for i, s in enumerate(grid) if s["temperature"] == T and s["method"] in (method, "temperature")]
+            idx.sort(key=lambda i: (report_means["lost"][i], -report_means["garbage"][i]))
             ax.plot([report_means["lost"][i] for i in idx], [report_means["garbage"][i] for i in idx], ".-",
                     label=method, lw=2.5 if method in ("minpplus", "min_p") else 1)
-        ax.set(xscale="symlog", yscale="log", title=f"T = {T:g}", xlabel="lost L (p* mass removed)",
-               ylabel="garbage G (q mass where p* = 0)")
         ax.set_xscale("symlog", linthresh=1e-4)
-        ax.set_xlim(left=0)
+        ax.set(yscale="log", xlim=(0, None), title=f"T = {T:g}", xlabel="lost L (p* mass removed)",
+               ylabel="garbage G (q mass where p* = 0)")
         ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    data.write_atomically(os.path.join(out_dir, "garbage_vs_lost.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    fig = Figure(figsize=(7, 4.5))
+
+
+def plot_frontiers(fig, grid, report_means, temperatures, chains):
+    """TV against H(q) along each family's frontier (settings chosen on the tune half)."""
     ax = fig.add_subplot()
     for family, chain in chains.items():
         ax.plot([report_means["entropy"][i] for i in chain], [report_means["tv"][i] for i in chain], ".-",
@@ -307,9 +323,6 @@ def plot_results(out_dir, grid, report_means, temperatures, chains):
     ax.set(xlabel="entropy H(q), nats (diversity)", ylabel="TV(p*, q)", title="frontiers: quality at each diversity")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    data.write_atomically(os.path.join(out_dir, "frontier.png"), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    return True
 
 
 # ----------------------------------------------------------------------------
@@ -363,9 +376,11 @@ def evaluate_synthetic(args, model, meta, model_name):
         print(summary_line(T, rows, grid, report))
     h_true = data.entropy_of_truth(halves["report"].p)
     levels = [h_true] + [report["entropy"][rows[(T, "temperature")]] for T in args.temperatures]
-    level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p at T={T:g}) = {levels[k + 1]:.3f}" for k, T in enumerate(args.temperatures)]
+    level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p at T={T:g}) = {h:.3f}"
+                                               for T, h in zip(args.temperatures, levels[1:])]
     fams = families(grid)
-    md = {"per_temperature": per_temperature_markdown(rows, grid, report, paired_tv_diffs(rows, sums["report"], draws))}
+    tv_diffs = paired_tv_diffs(rows, sums["report"], draws)
+    md = {"per_temperature": per_temperature_markdown(rows, grid, report, tv_diffs)}
     for y_name, what in (("tv", "TV(p*, q)"), ("garbage", "Garbage G")):
         table = metrics.matched_table(fams, tune, sums["report"], levels, draws, "entropy", y_name)
         md[f"matched_{y_name}"] = matched_markdown(table, level_names, f"{what} at matched entropy H(q)", "minpplus")
@@ -393,7 +408,8 @@ def kept_tables(grid, fams, tune, report_sums, draws, temperatures, levels=(0.99
     for T in temperatures:
         at_T = {f: [i for i in m if grid[i]["temperature"] == T] for f, m in fams.items()
                 if f not in ("temperature", "minpplus")}
-        table = metrics.matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage", refs=("min_p",))
+        table = metrics.matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage",
+                                      refs=("min_p",))
         lines += [f"**T = {T:g}**", ""] + matched_markdown(table, [f"1 − L = {v}" for v in levels],
                                                            "Garbage G at matched kept truth mass", "min_p") + [""]
     return lines
@@ -405,7 +421,8 @@ def summary_line(T, rows, grid, report):
         i = rows[(T, name)]
         shown = f"{name} ({knob(grid[i])})" if name.endswith("tuned") else name
         inf = report["kl_inf_share"][i]
-        parts.append(f"{shown} TV {report['tv'][i]:.4f} KL {report['kl'][i]:.4f}" + (f" (inf {inf:.1%})" if inf else ""))
+        parts.append(f"{shown} TV {report['tv'][i]:.4f} KL {report['kl'][i]:.4f}"
+                     + (f" (inf {inf:.1%})" if inf else ""))
     return f"T {T:g} | " + " | ".join(parts)
 
 

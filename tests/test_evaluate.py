@@ -145,7 +145,10 @@ def test_sampler_params_give_minpplus_its_head_and_strength():
 
 
 def test_quick_runs_end_to_end(tmp_path):
-    evaluate.main(["--quick", "--out_dir", str(tmp_path)])
+    lang = data.SyntheticLanguage(0)
+    text = lang.decode(lang.sample_tokens(3000, seed=5))
+    (tmp_path / "some.txt").write_text(text)
+    evaluate.main(["--quick", "--out_dir", str(tmp_path), "--text", str(tmp_path / "some.txt")])
     with open(tmp_path / "results.csv") as f:
         rows = list(csv.DictReader(f))
     for column in ("model", "temperature", "method", "param", "garbage", "lost", "tv", "kl", "kl_inf_share",
@@ -158,6 +161,11 @@ def test_quick_runs_end_to_end(tmp_path):
     for section in ("Per temperature", "Matched diversity: TV", "Samples"):
         assert section in summary
     assert (tmp_path / "samples.csv").exists()
+    with open(tmp_path / "text.csv") as f:
+        text_rows = list(csv.DictReader(f))
+    assert [float(r["temperature"]) for r in text_rows] == [1.0, 1.5, 2.0]
+    assert all(0 < float(r["bpb_model"]) < 20 and 0 < float(r["bpb_minpplus"]) < 20 for r in text_rows)
+    assert "Bits per byte on some.txt" in summary
 
 
 @pytest.mark.parametrize("flags, message", [
