@@ -562,14 +562,14 @@ def evaluate_checkpoint(args):
         text_md, text_rows = text_md + [""] + lines, text_rows + rows
     if text_rows:
         write_csv(os.path.join(args.out_dir, "text.csv"), text_rows)
+    heads = "the given head at every temperature" if args.head else "a MinP+ head fitted at each temperature"
     header = [f"# Evaluation of {model_name} on {args.data_dir}", "",
-              f"Temperatures {', '.join(f'{T:g}' for T in args.temperatures)}; frontier grid "
-              f"{args.t_grid[0]:g}..{args.t_grid[-1]:g} ({len(args.t_grid)} temperatures); {args.windows} windows per "
-              f"half; {args.bootstrap} bootstrap resamples; "
-              + ("the given head at every temperature." if args.head else "a MinP+ head fitted at each temperature.")]
+              f"Temperatures {', '.join(f'{T:g}' for T in args.temperatures)}; {args.windows} windows per half; "
+              f"{heads}" + (f"; frontier grid {args.t_grid[0]:g}..{args.t_grid[-1]:g} ({len(args.t_grid)} "
+                            f"temperatures); {args.bootstrap} bootstrap resamples." if md else ".")]
     write_summary(os.path.join(args.out_dir, "summary.md"), header, md, text_md)
-    plotted = " and plots" if md.get("plots") else ""
-    print(f"wrote {args.out_dir}: results.csv, summary.md{plotted} in {time.perf_counter() - start:.0f} s")
+    written = sorted(f for f in os.listdir(args.out_dir) if f.endswith((".csv", ".md", ".png")))
+    print(f"wrote {args.out_dir}: {', '.join(written)} in {time.perf_counter() - start:.0f} s")
 
 
 if __name__ == "__main__":
