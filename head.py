@@ -19,7 +19,8 @@ prefix sums c[k] = w_0 + ... + w_k and S[k] = the probability mass of the tokens
 so training needs the logits only through (S, b_y, log p_y): one no-grad pass per chunk of
 logits (`bucket_stats`), then gradients flow through (N, K) tensors only (`loss_from_stats`).
 Backpropagating the (N, V) gather c[b] instead scatters N*V gradients into K addresses and
-is thousands of times slower on a GPU (DESIGN.md §2, §5).
+is thousands of times slower on a GPU (13 s against 2 ms for one step at N = 4096,
+V = 32000 on an H100; bench/head.py measures it).
 """
 import json
 import math
