@@ -245,7 +245,11 @@ def evaluate(model, splits, cfg, device, dtype, meta, truth):
 def lm_config(cfg, model_overrides, meta, ckpt, splits):
     """The model's config (the checkpoint's when resuming), checked against the data; sets cfg.block_size."""
     if ckpt:
-        model_cfg = ModelConfig(**ckpt["model_config"])
+        try:
+            model_cfg = ModelConfig(**ckpt["model_config"])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"the checkpoint's model_config cannot be used ({e}): the file is damaged or was edited; "
+                             f"drop --resume to start afresh") from None
         changed = [f"--{k} {v}" for k, v in model_overrides.items() if getattr(model_cfg, k) != v]
         if changed:
             raise ValueError(f"{', '.join(changed)} differs from the resumed checkpoint's model: a resumed run keeps "
@@ -271,15 +275,15 @@ def restore(ckpt, path, model, optimizer, scaler, rng, rank, world_size):
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         scaler.load_state_dict(ckpt["scaler"])
-        rngs, step = ckpt["rng"], ckpt["step"]
+        rngs, step = list(ckpt["rng"]), int(ckpt["step"])
         torch.set_rng_state(ckpt["torch_rng"].cpu())  # map_location moved it; the CPU generator wants it back
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        if len(rngs) != world_size:
+            raise ValueError(f"{path} was written by {len(rngs)} process(es), this run has "
+                             f"{world_size}: resume with the same number of processes")
+        rng.bit_generator.state = rngs[rank]
+    except (KeyError, TypeError, AttributeError, RuntimeError) as e:
         raise ValueError(f"{path} cannot be resumed ({type(e).__name__}: {str(e).splitlines()[0]}): the file is "
                          f"damaged or was edited; drop --resume to start afresh") from None
-    if len(rngs) != world_size:
-        raise ValueError(f"{path} was written by {len(rngs)} process(es), this run has "
-                         f"{world_size}: resume with the same number of processes")
-    rng.bit_generator.state = rngs[rank]
     return step
 
 
