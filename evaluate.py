@@ -31,14 +31,14 @@ from head import MinPPlusHead
 from model import fingerprint, load_checkpoint, pick_device
 from sample import METHODS, filter_logits, generate, load_text_side
 
-KNOBS = {  # each method's grid; every family also holds plain temperature, its knob-0 member
-    "top_k": [1, 2, 3, 5, 8, 12, 16, 24, 32, 48, 64],
-    "top_p": [0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99],
+KNOBS = {  # each method's grid, weakest first: plain temperature (every family's knob-0 member) comes before it
+    "top_k": [64, 48, 32, 24, 16, 12, 8, 5, 3, 2, 1],
+    "top_p": [0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5],
     "min_p": [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3],
-    "typical": [0.5, 0.7, 0.8, 0.9, 0.95, 0.99],
+    "typical": [0.99, 0.95, 0.9, 0.8, 0.7, 0.5],
     "epsilon": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05],
     "eta": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05],
-    "top_nsigma": [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0],
+    "top_nsigma": [5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0, 0.5],
     "minpplus": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],  # head_strength lambda
 }
 COMMON = [("min_p", 0.05), ("min_p", 0.1), ("top_p", 0.9), ("top_p", 0.95)]  # what users pick
@@ -149,13 +149,30 @@ def tuned_rows(grid, tune_means, temperatures):
     return rows
 
 
-def families(grid):
-    """{family: setting indices}: plain temperature alone, and each method with plain temperature."""
-    plain = [i for i, s in enumerate(grid) if s["method"] == "temperature"]
-    out = {"temperature": plain}
-    for method in KNOBS:
-        out[method] = plain + [i for i, s in enumerate(grid) if s["method"] == method]
-    return out
+def family_segments(grid, method, temperatures=None):
+    """(a, b) pairs of neighbouring settings of one family (metrics.best_segments): one knob value
+    at neighbouring temperatures, and neighbouring knob values at one temperature, plain
+    temperature being every knob's weakest end. temperatures: all of the grid's by default."""
+    index = {(s["method"], s["temperature"], s["param"]): i for i, s in enumerate(grid)}
+    Ts = temperatures or sorted({s["temperature"] for s in grid})
+    knobs = [None] + ([] if method == "temperature" else KNOBS[method])
+
+    def node(T, value):
+        return index[("temperature", T, None)] if value is None else index[(method, T, value)]
+
+    segments = []
+    for t, T in enumerate(Ts):
+        for k, value in enumerate(knobs):
+            if t + 1 < len(Ts):
+                segments.append((node(T, value), node(Ts[t + 1], value)))
+            if k + 1 < len(knobs):
+                segments.append((node(T, value), node(T, knobs[k + 1])))
+    return segments
+
+
+def families(grid, temperatures=None):
+    """{family: segments}: plain temperature alone, and each method with plain temperature."""
+    return {f: family_segments(grid, f, temperatures) for f in ("temperature", *KNOBS)}
 
 
 # ----------------------------------------------------------------------------
@@ -283,7 +300,7 @@ def samples_markdown(stats):
     return lines
 
 
-def plot_results(out_dir, grid, report_means, temperatures, chains):
+def plot_results(out_dir, grid, report_means, temperatures, curves):
     """garbage_vs_lost.png and frontier.png; False when matplotlib is not installed."""
     try:
         from matplotlib.figure import Figure  # optional: no pyplot, so no global backend state
@@ -292,13 +309,13 @@ def plot_results(out_dir, grid, report_means, temperatures, chains):
     for name, draw, size in (("garbage_vs_lost.png", plot_garbage_vs_lost, (4.5 * len(temperatures), 4)),
                              ("frontier.png", plot_frontiers, (7, 4.5))):
         fig = Figure(figsize=size)
-        draw(fig, grid, report_means, temperatures, chains)
+        draw(fig, grid, report_means, temperatures, curves)
         fig.tight_layout()
         data.write_atomically(os.path.join(out_dir, name), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     return True
 
 
-def plot_garbage_vs_lost(fig, grid, report_means, temperatures, chains):
+def plot_garbage_vs_lost(fig, grid, report_means, temperatures, curves):
     """One panel per temperature: each method's knob traced from plain sampling (L = 0) onwards."""
     for k, T in enumerate(temperatures):
         ax = fig.add_subplot(1, len(temperatures), k + 1)
@@ -314,12 +331,11 @@ def plot_garbage_vs_lost(fig, grid, report_means, temperatures, chains):
     ax.legend(fontsize=7)
 
 
-def plot_frontiers(fig, grid, report_means, temperatures, chains):
-    """TV against H(q) along each family's frontier (settings chosen on the tune half)."""
+def plot_frontiers(fig, grid, report_means, temperatures, curves):
+    """TV against H(q) along each family's frontier (segments chosen on the tune half)."""
     ax = fig.add_subplot()
-    for family, chain in chains.items():
-        ax.plot([report_means["entropy"][i] for i in chain], [report_means["tv"][i] for i in chain], ".-",
-                label=family, lw=2.5 if family in ("minpplus", "min_p", "temperature") else 1)
+    for family, (x, y) in curves.items():
+        ax.plot(x, y, "-", label=family, lw=2.5 if family in ("minpplus", "min_p", "temperature") else 1)
     ax.set(xlabel="entropy H(q), nats (diversity)", ylabel="TV(p*, q)", title="frontiers: quality at each diversity")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
@@ -368,7 +384,6 @@ def evaluate_synthetic(args, model, meta, model_name):
     grid = setting_grid(args.t_grid)
     sums = {k: setting_sums(grid, h.logits, h.p, h.y, heads) for k, h in halves.items()}
     tune, report = (metrics.means(sums[k].sum(1)) for k in ("tune", "report"))
-    tune["kept"] = 1 - tune["lost"]
     write_csv(os.path.join(args.out_dir, "results.csv"), result_rows(model_name, grid, report))
     draws = metrics.bootstrap_weights(len(halves["report"].y), args.bootstrap, args.seed)
     rows = tuned_rows(grid, tune, args.temperatures)
@@ -394,9 +409,11 @@ def evaluate_synthetic(args, model, meta, model_name):
     md["samples"] = samples_markdown(stats)
     write_csv(os.path.join(args.out_dir, "samples.csv"),
               [{"temperature": T, "sampler": name, **s} for (T, name), s in stats.items()])
-    chains = {f: [m[k] for k in metrics.lower_hull([tune["entropy"][i] for i in m], [tune["tv"][i] for i in m])]
+    dense = np.linspace(levels[0] - 0.4, levels[-1] + 0.2, 61)
+    one = np.ones((1, len(halves["report"].y)))
+    curves = {f: (dense, metrics.frontier(tune, sums["report"], m, "entropy", "tv", dense, one)[0])
               for f, m in fams.items()}
-    md["plots"] = plot_results(args.out_dir, grid, report, args.temperatures, chains)
+    md["plots"] = plot_results(args.out_dir, grid, report, args.temperatures, curves)
     return md
 
 
@@ -406,8 +423,7 @@ def kept_tables(grid, fams, tune, report_sums, draws, temperatures, levels=(0.99
     lines = ["A fitted MinP+ head removes no token (every weight is > 0), so it has L = 0 and no point "
              "below 1 − L = 1; the reference here is min-p.", ""]
     for T in temperatures:
-        at_T = {f: [i for i in m if grid[i]["temperature"] == T] for f, m in fams.items()
-                if f not in ("temperature", "minpplus")}
+        at_T = {f: m for f, m in families(grid, [T]).items() if f not in ("temperature", "minpplus")}
         table = metrics.matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage",
                                       refs=("min_p",))
         lines += [f"**T = {T:g}**", ""] + matched_markdown(table, [f"1 − L = {v}" for v in levels],

@@ -11,8 +11,8 @@ Per position, with q = softmax(logits) and p* the truth (both over the same V to
     CE        = -log q(y) on the actual next token y:    infinite where q(y) = 0
 Positions are summed per window (window_sums), so a bootstrap over windows only re-weights sums.
 A family of settings (one sampler over its knob and the temperature) is compared with another at
-matched diversity along its frontier (lower_hull, frontier, matched_table): chosen on one half of
-the held-out windows, read on the other.
+matched diversity along its frontier (best_segments, frontier, matched_table): chosen on one half
+of the held-out windows, read on the other.
 """
 import warnings
 
@@ -99,75 +99,69 @@ def bootstrap_weights(n_windows, n_draws, seed):
 # Frontiers: the best quality a family of samplers reaches at each diversity
 
 
-def lower_hull(x, y):
-    """Indices of the points (x, y) on their lower convex hull, in increasing x (nan points skipped).
+def best_segments(x, y, segments, levels):
+    """For each level, the segment (a, b) of neighbouring settings whose interpolation reaches
+    x = level with the least y, or None where no segment spans the level. x, y: one value per
+    setting; segments: (a, b) index pairs.
 
-    Why the hull: between two settings a and b a sampler may flip a coin at every position, using
-    a with probability w and b otherwise. Its expected per-position diversity and quality are then
-    exactly the interpolations w x_a + (1 - w) x_b and w y_a + (1 - w) y_b; so every point on a segment
-    between two settings is achievable, and the hull's lower edge is the best the family can do at
-    each diversity. (The per-position mixture q = w q_a + (1 - w) q_b, sampled directly, does at
-    least as well: H and 1 - L are concave in q, TV, G, KL and CE convex, so the mixture is at
-    least as diverse and at most as bad as the interpolation.)"""
+    Why segments: a sampler may flip a coin at every position between settings a and b, using a
+    with probability w and b otherwise. Its expected per-position diversity and quality are then
+    exactly w x_a + (1 - w) x_b and w y_a + (1 - w) y_b, so every point of a segment is achievable.
+    (The per-position mixture q = w q_a + (1 - w) q_b, sampled directly, does at least as well:
+    H and 1 - L are concave in q, TV, G, KL and CE convex.) Only neighbouring settings are joined
+    (next temperature, next knob value): a fine grid then tells the family's real curve, while a
+    hull over all pairs would let every family mix its best setting with the grid's hottest one."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    order = [i for i in np.lexsort((y, x)) if np.isfinite(x[i]) and np.isfinite(y[i])]
-    hull = []
-    for i in order:
-        if hull and x[hull[-1]] == x[i]:
-            continue  # same x, higher y (lexsort put the lowest first)
-        while len(hull) >= 2:
-            a, b = hull[-2], hull[-1]  # drop b when it lies on or above the segment from a to i
-            if (y[b] - y[a]) * (x[i] - x[a]) >= (y[i] - y[a]) * (x[b] - x[a]):
-                hull.pop()
-            else:
-                break
-        hull.append(i)
-    return hull
-
-
-def along_chain(x, y, levels):
-    """y interpolated linearly at each level of x along a chain of points (..., n) taken in their
-    order (a hull's vertices): the first segment whose ends bracket the level; nan when none does.
-    x, y: (..., n) arrays (a leading axis of bootstrap resamples is fine); returns (..., len(levels))."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    out = np.full(x.shape[:-1] + (len(levels),), np.nan)
-    if x.shape[-1] == 1:
-        for j, level in enumerate(levels):
-            out[..., j] = np.where(x[..., 0] == level, y[..., 0], np.nan)
-        return out
-    x0, x1, y0, y1 = x[..., :-1], x[..., 1:], y[..., :-1], y[..., 1:]
-    for j, level in enumerate(levels):
-        inside = (np.minimum(x0, x1) <= level) & (level <= np.maximum(x0, x1))
-        first = inside.argmax(-1)[..., None]
-        pick = lambda a: np.take_along_axis(a, first, -1)[..., 0]
-        a0, a1, b0, b1 = pick(x0), pick(x1), pick(y0), pick(y1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            share = np.where(a1 == a0, 0.0, (level - a0) / (a1 - a0))
-        out[..., j] = np.where(inside.any(-1), b0 + share * (b1 - b0), np.nan)
+    out = []
+    for level in levels:
+        best, best_y = None, np.inf
+        for a, b in segments:
+            lo, hi = min(x[a], x[b]), max(x[a], x[b])
+            if not lo <= level <= hi:
+                continue
+            w = 1.0 if hi == lo else (x[b] - level) / (x[b] - x[a])  # the weight of a
+            value = w * y[a] + (1 - w) * y[b]
+            if value < best_y:
+                best, best_y = (a, b), value
+        out.append(best)
     return out
 
 
-def frontier(tune_means, report_sums, members, x_name, y_name, levels, draws):
-    """Quality y at each diversity level x on one family's frontier: the settings on the lower
-    convex hull of its (x, y) points on the tuning half (tune_means: means() of every setting;
-    lower_hull: interpolating between them is achievable), read along that chain on the report
-    half (report_sums: (settings, W, STATS) window sums), for the whole half and for each bootstrap
-    draw (draws: (B, W) counts). members: the family's setting indices; x_name "kept" is 1 - lost.
-    Returns (point (levels,), resampled (B, levels))."""
-    x_tune = np.asarray([tune_means[x_name][i] for i in members])
-    y_tune = np.asarray([tune_means[y_name][i] for i in members])
-    chain = [members[k] for k in lower_hull(x_tune, y_tune)]
-    full = means(report_sums[chain].sum(1))
-    resampled = means(np.einsum("bw,swk->bsk", draws, report_sums[chain]))
-    full["kept"], resampled["kept"] = 1 - full["lost"], 1 - resampled["lost"]
-    return (along_chain(full[x_name], full[y_name], levels),
-            along_chain(resampled[x_name], resampled[y_name], levels))
+def at_level(xa, xb, ya, yb, level):
+    """y on the segment from (xa, ya) to (xb, yb) where x = level, the weight kept in [0, 1] (a
+    mixture of the two settings; when the level lies just outside the segment, its nearer end)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(xa == xb, 1.0, np.clip((xb - level) / (xb - xa), 0.0, 1.0))
+    return w * ya + (1 - w) * yb
+
+
+def frontier(tune_means, report_sums, segments, x_name, y_name, levels, draws):
+    """Quality y at each diversity level x on one family's frontier: the segment of neighbouring
+    settings that reaches the level with the least y on the tuning half (tune_means: means() of
+    every setting; best_segments), read on the report half (report_sums: (settings, W, STATS)
+    window sums) with its mixing weight solved there, for the whole half and for each bootstrap
+    draw (draws: (B, W) counts). x_name "kept" is 1 - lost. Returns (point (levels,),
+    resampled (B, levels)); nan where the family does not reach a level."""
+    tune = {**tune_means, "kept": 1 - np.asarray(tune_means["lost"])}
+    chosen = best_segments(tune[x_name], tune[y_name], segments, levels)
+    point, resampled = np.full(len(levels), np.nan), np.full((len(draws), len(levels)), np.nan)
+    for j, (level, pair) in enumerate(zip(levels, chosen)):
+        if pair is None:
+            continue
+        full = means(report_sums[list(pair)].sum(1))
+        boot = means(np.einsum("bw,swk->bsk", draws, report_sums[list(pair)]))
+        for m in (full, boot):
+            m["kept"] = 1 - m["lost"]
+        point[j] = at_level(*full[x_name], *full[y_name], level)
+        resampled[:, j] = at_level(*boot[x_name].T, *boot[y_name].T, level)
+    return point, resampled
 
 
 def matched_table(fams, tune_means, report_sums, levels, draws, x_name="entropy", y_name="tv",
                   refs=("temperature", "minpplus")):
-    """{family: (values (levels,), {reference: (diff (levels,), lo, hi)})} at matched diversity,
-    differences paired over the same bootstrap draws of report windows (95 % intervals)."""
+    """{family: (values (levels,), {reference: (diff (levels,), lo, hi)})} at matched diversity
+    (fams: {family: its segments of neighbouring settings}), differences paired over the same
+    bootstrap draws of report windows (95 % intervals)."""
     curves = {f: frontier(tune_means, report_sums, m, x_name, y_name, levels, draws) for f, m in fams.items()}
     table = {}
     for family, (point, boot) in curves.items():

@@ -76,7 +76,7 @@ def test_total_variation_bounds_garbage_and_lost_mass_on_random_cases():
 
 
 def test_mixing_two_settings_is_at_least_as_good_as_interpolating_them():
-    # the frontier's claim (metrics.lower_hull): the per-position mixture beats the coin flip's averages
+    # the frontier's claim (metrics.best_segments): the per-position mixture beats the coin flip's averages
     g = torch.Generator().manual_seed(1)
     p = torch.softmax(torch.randn(100, 30, generator=g) * 2, -1) * (torch.rand(100, 30, generator=g) < 0.5)
     p = (p + 1e-3 * torch.nn.functional.one_hot(torch.zeros(100, dtype=torch.long), 30)) / p.sum(-1, keepdim=True)
@@ -91,16 +91,16 @@ def test_mixing_two_settings_is_at_least_as_good_as_interpolating_them():
         assert (mix["lost"] <= line["lost"] + 1e-6).all() and torch.allclose(mix["garbage"], line["garbage"], atol=1e-6)
 
 
-def test_lower_hull_and_interpolation_along_it():
-    x = [0.0, 1.0, 2.0, 3.0, 1.5, 2.0]
-    y = [1.0, 0.2, 0.5, 0.1, 2.0, math.nan]
-    hull = metrics.lower_hull(x, y)
-    assert hull == [0, 1, 3]  # (2, 0.5) lies above the segment from (1, 0.2) to (3, 0.1); nan is skipped
-    xs, ys = np.array(x)[hull], np.array(y)[hull]
-    values = metrics.along_chain(xs, ys, [0.5, 2.0, 3.0, 4.0])
-    assert values[:3] == pytest.approx([0.6, 0.15, 0.1]) and math.isnan(values[3])  # outside: nan
-    stacked = metrics.along_chain(np.stack([xs, xs + 1]), np.stack([ys, ys]), [1.0])
-    assert stacked[:, 0] == pytest.approx([0.2, 1.0])  # a leading axis of resamples, each its own chain
+def test_the_best_segment_of_neighbouring_settings_is_chosen_at_each_level():
+    x = [0.0, 1.0, 2.0, 3.0, 1.5]
+    y = [1.0, 0.2, 0.5, 0.1, 2.0]
+    segments = [(0, 1), (1, 2), (2, 3), (1, 4), (0, 3)]
+    chosen = metrics.best_segments(x, y, segments, [0.5, 1.5, 2.5, 4.0])
+    # at 1.5: 0.35 on (1, 2) beats 0.55 on (0, 3) and 1.1 on (1, 4); at 2.5: 0.25 on (0, 3) beats 0.3 on (2, 3)
+    assert chosen == [(0, 1), (1, 2), (0, 3), None]
+    assert metrics.at_level(1.0, 2.0, 0.2, 0.5, 1.5) == pytest.approx(0.35)
+    assert metrics.at_level(1.0, 2.0, 0.2, 0.5, 2.5) == pytest.approx(0.5)  # outside: the nearer end, no extrapolation
+    assert metrics.at_level(np.array([1.0, 1.0]), np.array([2.0, 3.0]), 0.0, 1.0, 2.0) == pytest.approx([1.0, 0.5])
 
 
 def test_a_frontier_with_a_coarse_grid_interpolates_instead_of_overshooting():
@@ -111,8 +111,21 @@ def test_a_frontier_with_a_coarse_grid_interpolates_instead_of_overshooting():
     sums[:, 0, col("entropy")] = [1.0, 3.0]
     sums[:, 0, col("tv")] = [0.1, 0.3]
     tune = metrics.means(sums.sum(1))
-    point, boot = metrics.frontier(tune, sums, [0, 1], "entropy", "tv", [2.0], np.ones((3, 1)))
-    assert point == pytest.approx([0.2]) and boot[:, 0] == pytest.approx([0.2] * 3)
+    point, boot = metrics.frontier(tune, sums, [(0, 1)], "entropy", "tv", [2.0, 4.0], np.ones((3, 1)))
+    assert point[0] == pytest.approx(0.2) and boot[:, 0] == pytest.approx([0.2] * 3)
+    assert np.isnan(point[1]) and np.isnan(boot[:, 1]).all()  # beyond the family's reach
+
+
+def test_segments_join_neighbouring_temperatures_and_knob_values_through_plain_sampling():
+    grid = evaluate.setting_grid([1.0, 2.0], methods=("min_p",))
+    index = {(s["method"], s["temperature"], s["param"]): i for i, s in enumerate(grid)}
+    segments = set(evaluate.family_segments(grid, "min_p"))
+    plain1, plain2 = index[("temperature", 1.0, None)], index[("temperature", 2.0, None)]
+    weakest1 = index[("min_p", 1.0, evaluate.KNOBS["min_p"][0])]
+    assert {(plain1, plain2), (plain1, weakest1), (weakest1, index[("min_p", 2.0, evaluate.KNOBS["min_p"][0])])} <= segments
+    assert (plain1, index[("min_p", 1.0, 0.3)]) not in segments  # only neighbours are joined
+    assert len(segments) == 12 * 1 + 2 * 11  # 12 nodes per T joined across T, 11 knob steps at each T
+    assert set(evaluate.family_segments(grid, "temperature")) == {(plain1, plain2)}
 
 
 def test_sample_statistics():
