@@ -509,7 +509,7 @@ def parse_args(argv):
     parser.add_argument("--out_dir", default="out/eval")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 1.5, 2.0], help="reported temperatures")
-    parser.add_argument("--t_grid", default="0.7:3.0:0.1", help="temperatures of every family's frontier")
+    parser.add_argument("--t_grid", default="0.7:3.0:0.05", help="temperatures of every family's frontier")
     parser.add_argument("--windows", type=int, default=64, help="windows per half of val")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the report windows")
     parser.add_argument("--head", default=None, help="a head.json to use at every temperature instead of fitting "
