@@ -2,6 +2,7 @@
 
     python data.py --input FILE.txt --out_dir data/mytext [--vocab_size 4096]   # any UTF-8 text
     python data.py --out_dir data/synthetic                                     # the synthetic language
+    python data.py --task arithmetic --out_dir data/arith                       # word problems (task.py)
 
 Either way out_dir gets tokenizer.json, train.bin, val.bin (uint16 when the vocabulary
 fits, else uint32) and meta.json. train.py reads them through np.memmap.
@@ -15,6 +16,7 @@ exact next-token distribution p*(x_t | x_<t) of any window that starts at an <eo
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -402,8 +404,14 @@ def main(argv=None):
 
 
 def prepare(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--task" or a.startswith("--task=") for a in argv):  # the task's own flags live in task.py
+        import task
+        return task.prepare_main(argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", help="a UTF-8 text file; omit for the synthetic language")
+    parser.add_argument("--task", choices=["arithmetic"], help="word problems with exact answers instead "
+                        "(task.py; flags --steps --max_number --train_problems --val_problems --eval_problems)")
     parser.add_argument("--out_dir", default="data/synthetic")
     parser.add_argument("--vocab_size", type=int, default=4096, help="BPE vocabulary size (text only)")
     parser.add_argument("--train_tokens", type=int, default=2_000_000, help="synthetic only")
