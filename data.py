@@ -242,12 +242,49 @@ def token_dtype(vocab_size):
 
 def write_atomically(path, write):
     """write(tmp_path), flush it to disk, then rename it over path: an interrupted run never leaves
-    a truncated file behind, nor destroys the last good one (used for every file the project writes)."""
+    a truncated file behind, nor destroys the last good one (used for every file the project writes).
+    A failed write removes its temp file, so a full disk is not left fuller; OSError says what failed."""
     tmp = path + ".tmp"
-    write(tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        write(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException as e:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        if isinstance(e, (OSError, RuntimeError)) and not isinstance(e, torch.OutOfMemoryError):
+            reason = "the disk is full" if disk_full(e, path) else f"{type(e).__name__}: {str(e).splitlines()[0]}"
+            raise OSError(f"could not write {path} ({reason}); the previous file, if any, is untouched: "
+                          f"free some space or choose another --out_dir") from e
+        raise
+
+
+def disk_full(error, path):
+    """Whether a failed write ran out of space (torch.save says only 'unexpected pos')."""
+    import errno
+    import shutil
+
+    if getattr(error, "errno", None) == errno.ENOSPC:
+        return True
+    try:
+        return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < 1 << 20
+    except OSError:
+        return False
+
+
+def make_out_dir(out_dir):
+    """Create out_dir (and its parents) or say in one line why it cannot be."""
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"--out_dir {out_dir} is a file: pass a directory")
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ValueError(f"--out_dir {out_dir} lies under a file: pass a directory path") from None
+    except PermissionError:
+        raise ValueError(f"--out_dir {out_dir} cannot be created (permission denied): choose another") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"--out_dir {out_dir} is not writable: choose another or fix its permissions")
 
 
 def write_split(path, ids, vocab_size):
@@ -267,7 +304,7 @@ def write_meta(out_dir, meta):
 
 def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=0):
     """Generate the synthetic language's corpus into out_dir (train and val from distinct seeds)."""
-    os.makedirs(out_dir, exist_ok=True)
+    make_out_dir(out_dir)
     lang = SyntheticLanguage(seed)
     write_atomically(os.path.join(out_dir, "tokenizer.json"), word_tokenizer(lang.vocab).save)
     for split, n, corpus_seed in (("train", train_tokens, seed + 1), ("val", val_tokens, seed + 2)):
@@ -301,7 +338,7 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1):
         raise ValueError(f"{input_path} is empty: give a text file with some content")
     cut = split_point(text, val_fraction)
     train_text, val_text = text[:cut], text[cut:]
-    os.makedirs(out_dir, exist_ok=True)
+    make_out_dir(out_dir)
     tok = bpe_tokenizer(train_text.splitlines(keepends=True), vocab_size)
     write_atomically(os.path.join(out_dir, "tokenizer.json"), tok.save)
     meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": tok.get_vocab_size(),
@@ -321,8 +358,15 @@ def load_meta(data_dir):
     if not os.path.exists(path):
         raise ValueError(f"no meta.json in {data_dir}: prepare it with `python data.py --out_dir {data_dir}` "
                          "(synthetic) or `--input FILE.txt` (your text)")
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            meta = json.load(f)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"cannot read {path} ({type(e).__name__}): re-run data.py for {data_dir}") from None
+    missing = [k for k in ("vocab_size", "dtype") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}: it was not written by data.py; re-run data.py for {data_dir}")
+    return meta
 
 
 def load_tokenizer(data_dir):
@@ -396,6 +440,28 @@ def document_windows(tokens, eos_id, n_windows, length):
     return np.stack([np.asarray(tokens[i:i + length], dtype=np.int64) for i in starts])
 
 
+def truth_windows(meta, tokens, n_windows, block_size, device="cpu"):
+    """(x (W, T) int64, p* (W, T, V) fp32) on device: the first n_windows windows of held-out
+    synthetic text that start at an <eos>, and the exact next-token distribution at each position."""
+    lang = SyntheticLanguage(meta["seed"])
+    windows = document_windows(tokens, lang.eos_id, n_windows, block_size + 1)
+    x = torch.from_numpy(windows[:, :-1])
+    return x.to(device), torch.from_numpy(lang.next_token_probs(x.numpy())).float().to(device)
+
+
+def kl_to_truth(p_true, logits):
+    """Mean over positions of KL(p* || softmax(logits)); 0 log 0 = 0, and inf where the model
+    gives zero probability to a token that p* can emit."""
+    log_q = torch.log_softmax(logits.float(), dim=-1)
+    terms = torch.where(p_true > 0, p_true * (p_true.clamp_min(1e-30).log() - log_q), torch.zeros_like(p_true))
+    return terms.sum(-1).mean().item()
+
+
+def entropy_of_truth(p_true):
+    """Mean entropy of p* per position (nats): the loss a perfect model would reach."""
+    return -torch.xlogy(p_true, p_true).sum(-1).mean().item()
+
+
 def main(argv=None):
     try:
         prepare(argv)
@@ -418,6 +484,10 @@ def prepare(argv=None):
     parser.add_argument("--val_tokens", type=int, default=100_000, help="synthetic only")
     parser.add_argument("--seed", type=int, default=0, help="synthetic only: the language and its corpus")
     args = parser.parse_args(argv)
+    if args.input and args.vocab_size <= 257:  # byte-level BPE starts from 256 bytes and <eos>
+        raise ValueError(f"--vocab_size {args.vocab_size} must be above 257 (the 256 bytes and <eos>): try 4096")
+    if not args.input and min(args.train_tokens, args.val_tokens) < 1:
+        raise ValueError("--train_tokens and --val_tokens must be at least 1")
     if args.input:
         meta = prepare_text(args.input, args.out_dir, args.vocab_size)
     else:

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 
 import head as head_module
 import train
+import train_head
 from head import MinPPlusHead
 
 
@@ -247,20 +248,21 @@ def bench_training(args, device):
     def frozen_forward():
         for starts in data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, args.train_tokens):
             x, _ = data.windows_at(tokens, starts, cfg.block_size, str(device))
-            with train.autocast(str(device), train.frozen_dtype(str(device))):
+            with train_head.autocast(str(device), train_head.frozen_dtype(str(device))):
                 model(x)
 
     head = MinPPlusHead(args.K).to(device)
 
     def statistics():
-        return train.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device),
+        return train_head.collect_stats(model, head, tokens, args.train_tokens, cfg, str(device),
                                    overlap=not args.no_overlap)
 
     stats = statistics()
 
     def fitting():
         fitted = MinPPlusHead(args.K).to(device)
-        fit = train.head_fitter(fitted, train.head_optimizer(fitted, cfg), stats, cfg, cuda_graph=not args.no_graph)
+        fit = train_head.head_fitter(fitted, train_head.head_optimizer(fitted, cfg.head_lr), stats, cfg.head_epochs,
+                                     cfg.head_lr, cuda_graph=not args.no_graph)
         fit(0, cfg.head_epochs).item()  # train.py waits for the loss the same way
 
     def head_training():
@@ -269,7 +271,7 @@ def bench_training(args, device):
         fitting()
 
     parts = {"frozen forward alone": frozen_forward,
-             "frozen forward + bucket statistics (train.collect_stats)": statistics,
+             "frozen forward + bucket statistics (train_head.collect_stats)": statistics,
              f"fitting alone ({cfg.head_epochs} full-batch AdamW steps on the statistics)": fitting,
              "head training (forward + statistics + fitting)": head_training}
     times = {what: time_ms(fn, device, 2, 5) for what, fn in parts.items()}

@@ -14,6 +14,8 @@ import torch
 import data
 import sample
 import train
+import train_head
+from model import ModelConfig, Transformer
 
 SMALL = ["--dim", "32", "--n_layers", "2", "--n_heads", "4", "--n_kv_heads", "2", "--max_seq_len", "32",
          "--batch_size", "8", "--eval_batches", "4", "--truth_windows", "8", "--device", "cpu"]
@@ -40,13 +42,13 @@ def run_head(out_dir, corpus, *extra):
 def watch_head_loss(monkeypatch, then):
     """Count the calls of MinPPlusHead.loss_from_counts (one per fitting step, one per eval);
     then(n, loss) sees the n-th call's loss and returns the one to use. Returns the call list."""
-    real_loss, calls = train.MinPPlusHead.loss_from_counts, []
+    real_loss, calls = train_head.MinPPlusHead.loss_from_counts, []
 
     def watched(self, *args):
         calls.append(1)
         return then(len(calls), real_loss(self, *args))
 
-    monkeypatch.setattr(train.MinPPlusHead, "loss_from_counts", watched)
+    monkeypatch.setattr(train_head.MinPPlusHead, "loss_from_counts", watched)
     return calls
 
 
@@ -149,7 +151,7 @@ def test_bad_flags_exit_with_a_message(tmp_path, corpus):
     for flags, message in ((["--dim", "30"], "dim=30 is not divisible by n_heads=4"),
                            (["--n_kv_heads", "0"], "n_kv_heads=0 must be at least 1"),
                            (["--eval_interval", "0"], "--eval_interval must be at least 1"),
-                           (["--lr", "-1"], "lr=-1.0 is negative"),
+                           (["--lr", "-1"], "--lr must be >= 0, got -1.0"),
                            (["--block_size", "9000", "--max_seq_len", "9000"],
                             r"val split has [\d,]+ tokens, too few for one window of 9000")):
         with pytest.raises(SystemExit, match=message):
@@ -223,8 +225,10 @@ def test_bad_head_flags_exit_with_a_message_before_any_work(tmp_path, corpus):
                            (["--block_size", "64"], "--block_size 64 exceeds .* max_seq_len 32"),
                            (["--head_thresholds", "2"], "num_thresholds=2: need at least 3"),
                            (["--head_spacing", "cubic"], "unknown spacing 'cubic'"),
-                           (["--temperature", "nan"], "--temperature must be a finite number > 0"),
-                           (["--head_lr", "-1"], "--head_lr must be a finite number >= 0")):
+                           (["--temperature", "nan"], "--temperature is nan: it must be a finite number"),
+                           (["--temperature", "0"], "--temperature must be > 0"),
+                           (["--head_lr", "-1"], "--head_lr must be >= 0"),
+                           (["--dim", "64"], "--dim cannot change the frozen model")):
         with pytest.raises(SystemExit, match=message):
             run_head(tmp_path / "bad", corpus, "--init_from", str(tmp_path / "ckpt.pt"), *flags)
         assert not (tmp_path / "bad" / "head_ckpt.pt").exists()
@@ -243,8 +247,8 @@ def test_collect_stats_stops_on_a_target_the_logits_rule_out(corpus):
     def only_token_0(x):  # every other token at -inf: log p_y = -inf for most targets
         return torch.where(torch.arange(V) == 0, 0.0, float("-inf")).expand(*x.shape, V)
 
-    with pytest.raises(SystemExit, match="logits hold NaN or inf under float32 autocast: check the checkpoint"):
-        train.collect_stats(only_token_0, train.MinPPlusHead(), data.open_split(corpus, "val", meta), 256,
+    with pytest.raises(ValueError, match="logits hold NaN or inf under float32 autocast: check the checkpoint"):
+        train_head.collect_stats(only_token_0, train_head.MinPPlusHead(), data.open_split(corpus, "val", meta), 256,
                             train.TrainConfig(batch_size=4, block_size=32), "cpu")
 
 
@@ -258,7 +262,7 @@ def test_ctrl_c_in_the_last_head_round_still_exports_the_head(tmp_path, corpus, 
 
 def test_frozen_logits_that_overflow_fp16_stop_with_the_dtype_fix(tmp_path, corpus, monkeypatch):
     run(tmp_path, corpus, "--max_steps", "5", "--eval_interval", "5")
-    real_load = train.load_checkpoint
+    real_load = train_head.load_checkpoint
 
     def loud(path, device):  # the same LM with logits ~1e6: past fp16's 65504, well inside bf16's range
         model, ckpt = real_load(path, device)
@@ -266,7 +270,7 @@ def test_frozen_logits_that_overflow_fp16_stop_with_the_dtype_fix(tmp_path, corp
             model.norm.weight.mul_(1e6)
         return model, ckpt
 
-    monkeypatch.setattr(train, "load_checkpoint", loud)
+    monkeypatch.setattr(train_head, "load_checkpoint", loud)
     with pytest.raises(SystemExit, match="under float16 autocast: pass --dtype bfloat16"):
         run_head(tmp_path, corpus, "--dtype", "float16")
     assert not os.path.exists(tmp_path / "head_ckpt.pt")
@@ -277,12 +281,12 @@ def test_frozen_logits_that_overflow_fp16_stop_with_the_dtype_fix(tmp_path, corp
 def test_the_head_is_fitted_and_judged_on_the_two_halves_of_held_out_text(corpus):
     meta = data.load_meta(corpus)
     val = np.asarray(data.open_split(corpus, "val", meta))
-    fit, judge = train.head_texts(train.TrainConfig(data_dir=corpus, block_size=32), meta)
+    fit, judge = train_head.head_texts(train.TrainConfig(data_dir=corpus, block_size=32), meta)
     assert len(fit) == len(val) // 2 and np.array_equal(np.concatenate([fit, judge]), val)
-    fit, judge = train.head_texts(train.TrainConfig(data_dir=corpus, block_size=32, head_data="train"), meta)
+    fit, judge = train_head.head_texts(train.TrainConfig(data_dir=corpus, block_size=32, head_data="train"), meta)
     assert np.array_equal(fit, data.open_split(corpus, "train", meta)) and np.array_equal(judge, val)
-    with pytest.raises(SystemExit, match="too short to halve"):
-        train.head_texts(train.TrainConfig(data_dir=corpus, block_size=len(val) // 2), meta)
+    with pytest.raises(ValueError, match="too short to halve"):
+        train_head.head_texts(train.TrainConfig(data_dir=corpus, block_size=len(val) // 2), meta)
     with pytest.raises(SystemExit, match="unknown --head_data"):
         train.main(["--head", "minpplus", "--head_data", "test", "--data_dir", corpus])
 
@@ -355,9 +359,9 @@ def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperatur
     meta = data.load_meta(corpus)
     tokens = data.open_split(corpus, "train", meta)
     torch.manual_seed(0)
-    model = train.Transformer(train.ModelConfig(vocab_size=meta["vocab_size"], dim=32, n_layers=2, n_heads=4,
+    model = Transformer(ModelConfig(vocab_size=meta["vocab_size"], dim=32, n_layers=2, n_heads=4,
                                                 n_kv_heads=2, max_seq_len=32)).to(device).eval().requires_grad_(False)
-    head = train.MinPPlusHead().to(device)
+    head = train_head.MinPPlusHead().to(device)
     cfg = train.TrainConfig(batch_size=4, block_size=32, temperature=0.8)
     batches, expected = 8, []
     text = torch.from_numpy(np.asarray(tokens, dtype=np.int64))
@@ -366,7 +370,7 @@ def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperatur
     for first in range(0, 31, 4):  # 4 a batch (the last has 3)
         x = torch.stack([text[i:i + 32] for i in starts[first:first + 4]]).to(device)
         y = torch.stack([text[i + 1:i + 33] for i in starts[first:first + 4]]).to(device)
-        with torch.no_grad(), train.autocast(device, train.frozen_dtype(device)):
+        with torch.no_grad(), train_head.autocast(device, train_head.frozen_dtype(device)):
             logits = model(x)
         expected.append(head.bucket_stats(logits.view(-1, logits.size(-1)).float() / 0.8, y.view(-1)))  # T in fp32
     S, b, logp_y = (torch.cat(parts) for parts in zip(*expected))
@@ -380,7 +384,7 @@ def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperatur
         head.bucket_stats = late(real_stats, 50_000_000) if delayed == "statistics" else real_stats
         run_cfg = dataclasses.replace(cfg, compile=compiled)
         torch._dynamo.utils.counters.clear()
-        got = train.collect_stats(model, head, tokens, batches * 4 * 32 - 40, run_cfg, device, overlap=overlap)
+        got = train_head.collect_stats(model, head, tokens, batches * 4 * 32 - 40, run_cfg, device, overlap=overlap)
         assert (torch._dynamo.utils.counters["stats"]["unique_graphs"] > 0) == compiled
         torch.testing.assert_close(got[0], S, rtol=1e-5, atol=1e-6)
         assert torch.equal(got[1], b)
@@ -400,10 +404,9 @@ def planted_stats(n_rows, device, seed=0):
 def fitted_head(stats, cuda_graph, epochs=30, rounds=(0, 10, 25, 30)):
     """A head fitted for `epochs` in calls of fit(first, last) over `rounds`; the loss after each."""
     torch.manual_seed(0)
-    cfg = train.TrainConfig(head_epochs=epochs, head_lr=0.1)
-    head = train.MinPPlusHead().to(stats[0].device)
-    optimizer = train.head_optimizer(head, cfg)
-    fit = train.head_fitter(head, optimizer, stats, cfg, cuda_graph=cuda_graph)
+    head = train_head.MinPPlusHead().to(stats[0].device)
+    optimizer = train_head.head_optimizer(head, 0.1)
+    fit = train_head.head_fitter(head, optimizer, stats, epochs, 0.1, cuda_graph=cuda_graph)
     losses = [fit(first, last).item() for first, last in zip(rounds, rounds[1:])]
     return head, optimizer, losses
 
@@ -413,15 +416,15 @@ def test_head_fitter_steps_on_all_rows_on_the_cosine_schedule_and_learns():
     head, optimizer, losses = fitted_head(stats, cuda_graph=False)
     assert int(next(iter(optimizer.state.values()))["step"]) == 30  # one step per epoch
     last_lr = optimizer.param_groups[0]["lr"]
-    assert float(last_lr) == pytest.approx(train.cosine_lr(29, 0.1, 0.01, 3, 30))
-    untrained = train.MinPPlusHead().loss_from_stats(*stats).item()
+    assert float(last_lr) == pytest.approx(train_head.cosine_lr(29, 0.1, 0.01, 3, 30))
+    untrained = train_head.MinPPlusHead().loss_from_stats(*stats).item()
     assert head.loss_from_stats(*stats).item() < untrained - 0.03 and losses[-1] < losses[0]
     # the same as plain full-batch steps of the loss on every row, on the host optimizer
     torch.manual_seed(0)
-    reference = train.MinPPlusHead()
-    plain = train.AdamW(reference.parameters(), lr=0.1, betas=(0.9, 0.99), weight_decay=0.0)
+    reference = train_head.MinPPlusHead()
+    plain = train_head.AdamW(reference.parameters(), lr=0.1, betas=(0.9, 0.99), weight_decay=0.0)
     for epoch in range(30):
-        plain.param_groups[0]["lr"] = train.cosine_lr(epoch, 0.1, 0.01, 3, 30)
+        plain.param_groups[0]["lr"] = train_head.cosine_lr(epoch, 0.1, 0.01, 3, 30)
         reference.theta.grad, = torch.autograd.grad(reference.loss_from_stats(*stats), [reference.theta])
         plain.step()
     torch.testing.assert_close(head.theta, reference.theta, rtol=1e-5, atol=1e-6)

@@ -1,0 +1,95 @@
+"""What both training jobs share (train.py's language model, train_head.py's MinP+ head):
+mixed precision, Ctrl-C, the metrics log and checkpoint files."""
+import contextlib
+import json
+import math
+import os
+import signal
+
+import torch
+from tqdm import tqdm
+
+import data
+
+
+def autocast(device, dtype):
+    """Mixed precision for the forward pass; plain fp32 needs no context at all."""
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=getattr(torch, dtype))
+
+
+class StopFlag:
+    """Ctrl-C asks the loop to stop after the current step (and save); a second Ctrl-C kills."""
+
+    def __init__(self):
+        self.requested = False
+        self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        tqdm.write("interrupt: saving a checkpoint after this step (Ctrl-C again to quit now)")
+
+    def restore(self):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def strict_json(value):
+    """value with every non-finite float as None: bare NaN / Infinity are not JSON, and strict readers reject them."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def log_metrics(out_dir, row):
+    """Append one JSON row to out_dir/metrics.jsonl."""
+    with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
+        f.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
+
+
+def forget_metrics_after(out_dir, key, last):
+    """Drop metrics.jsonl rows with row[key] > last: a resumed run logs those steps again, and each
+    step should appear once. Rewritten atomically; no file, nothing to do."""
+    path = os.path.join(out_dir, "metrics.jsonl")
+    if not os.path.exists(path):
+        return
+    with open(path) as f:
+        lines = f.readlines()
+    kept = [line for line in lines if json.loads(line).get(key, 0) <= last]
+    if len(kept) < len(lines):
+        data.write_text(path, "".join(kept))
+
+
+def non_finite_tensors(state):
+    """Names of the non-finite floating tensors in a (nested) state dict: what must never be saved."""
+    if torch.is_tensor(state):
+        return [] if not state.is_floating_point() or torch.isfinite(state).all() else [""]
+    if isinstance(state, dict):
+        items = state.items()
+    elif isinstance(state, (list, tuple)):
+        items = enumerate(state)
+    else:
+        return []
+    return [f"{k}.{name}".rstrip(".") for k, v in items for name in non_finite_tensors(v)]
+
+
+def kept_message(path):
+    """What a run that stops on a NaN leaves behind, truthfully."""
+    return f"the last good checkpoint {path} is untouched" if os.path.exists(path) else "no checkpoint was saved yet"
+
+
+def save_checkpoint(state, path):
+    """torch.save(state) atomically, after checking that no tensor in it is NaN or inf: a checkpoint
+    is only ever replaced by a good one. FloatingPointError otherwise, and the old file stays."""
+    bad = non_finite_tensors(state)
+    if bad:
+        raise FloatingPointError(f"{len(bad)} tensor(s) to be saved hold NaN or inf ({', '.join(bad[:3])}"
+                                 f"{', ...' if len(bad) > 3 else ''}): stopping; {kept_message(path)}. "
+                                 f"Lower the learning rate")
+    data.write_atomically(path, lambda tmp: torch.save(state, tmp))
