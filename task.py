@@ -27,8 +27,11 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import data
+import train_head
+from head import MinPPlusHead
 from model import load_checkpoint, pick_device
 from sample import filter_logits, generate
+from train import TrainConfig, main as train_main
 
 ANSWER = "answer"  # the marker: the tokens after it, up to and including <eos>, are the answer
 NAMES = {"tom": "he", "ben": "he", "sam": "he", "max": "he", "anna": "she", "lily": "she", "mia": "she", "zoe": "she"}
@@ -248,10 +251,19 @@ def sample_accuracy(model, problems, number_of, eos_id, method, temperature, see
     return float(correct.mean()), wilson_interval(int(correct.sum()), len(correct)), float(malformed.mean())
 
 
-def fit_task_head(model, data_dir, temperature, positions, head_tokens, device):
-    """A MinP+ head fitted at this temperature on the first half of val, on all positions or on
-    the answer positions only, with the head pipeline of train.py."""
-    raise NotImplementedError  # wired to train_head once it lands
+def fit_heads(model, data_dir, meta, temperature, head_tokens):
+    """{"all": head, "answer": head}: MinP+ heads fitted at this temperature on the first half of
+    val, on every position or on the answer positions only, as `python train.py --head minpplus
+    --temperature T [--head_positions answer]` fits them (the statistics are collected once)."""
+    cfg = TrainConfig(data_dir=data_dir, temperature=temperature, head_tokens=head_tokens,
+                      block_size=model.config.max_seq_len)
+    device = str(next(model.parameters()).device)
+    new_head = lambda: MinPPlusHead(cfg.head_thresholds, cfg.head_tau_min, cfg.head_spacing).to(device)
+    fit_tokens, _ = train_head.head_texts(cfg, meta)
+    stats = train_head.collect_stats(model, new_head(), fit_tokens, cfg.head_tokens, cfg, device)
+    answers = train_head.keep_rows(stats, train_head.answer_rows(fit_tokens, cfg.head_tokens, cfg, meta))
+    return {positions: train_head.fit_head(new_head(), rows, cfg.head_epochs, cfg.head_lr)
+            for positions, rows in (("all", stats), ("answer", answers))}
 
 
 def sampler_settings(temperature, tune_logits, tune_set, eos_id, heads):
@@ -289,7 +301,6 @@ def evaluate_task(model, data_dir, temperatures=TEMPERATURES, tune_problems=1000
                          f"{tune_problems} + --report_problems {report_problems}: ask for fewer")
     tune_set = Problems(problems[:tune_problems], token_id)
     report_set = Problems(problems[tune_problems:tune_problems + report_problems], token_id)
-    device = next(model.parameters()).device
     tune_logits, report_logits = (answer_logits(model, p, eos_id) for p in (tune_set, report_set))
 
     def row(label, method, temperature, params):
@@ -303,8 +314,7 @@ def evaluate_task(model, data_dir, temperatures=TEMPERATURES, tune_problems=1000
 
     rows = [row("greedy", "greedy", 0.0, {})]
     for temperature in tqdm(temperatures, desc="temperatures", dynamic_ncols=True):
-        heads = {positions: fit_task_head(model, data_dir, temperature, positions, head_tokens, device)
-                 for positions in ("all", "answer")}
+        heads = fit_heads(model, data_dir, meta, temperature, head_tokens)
         for label, method, params in sampler_settings(temperature, tune_logits, tune_set, eos_id, heads):
             rows.append(row(label, method, temperature, params))
     return rows
@@ -387,11 +397,9 @@ def prepare_main(argv):
 
 def quick_setup(out_dir, device):
     """--quick: a tiny task and a tiny LM trained for a few dozen steps, to check the pipeline (not the accuracy)."""
-    import train
-
     data_dir = os.path.join(out_dir, "data")
     prepare_task(data_dir, train_problems=3000, val_problems=400, eval_problems=150)
-    train.main(["--data_dir", data_dir, "--out_dir", out_dir, "--dim", "32", "--n_layers", "2", "--n_heads", "4",
+    train_main(["--data_dir", data_dir, "--out_dir", out_dir, "--dim", "32", "--n_layers", "2", "--n_heads", "4",
                 "--n_kv_heads", "2", "--max_seq_len", "64", "--batch_size", "8", "--max_steps", "30",
                 "--eval_interval", "30", "--eval_batches", "2", "--device", device])
     return data_dir, os.path.join(out_dir, "ckpt.pt")

@@ -67,6 +67,8 @@ class TrainConfig:
     head_spacing: str = option("log", "MinP+ head", "log or linear spacing of the thresholds")
     head_data: str = option("val", "MinP+ head", "val: fit on the first half of val, report on the second; "
                             "train: fit on the LM's training text")
+    head_positions: str = option("all", "MinP+ head", "all: fit on every position; answer: only where the target "
+                                 "is an answer token (task data, python data.py --task)")
     head_tokens: int = option(200_000, "MinP+ head", "positions the head is fitted on (at most the text's)")
     head_val_tokens: int = option(50_000, "MinP+ head", "held-out positions it is evaluated on")
     head_epochs: int = option(100, "MinP+ head", "full-batch AdamW steps on the statistics")
@@ -134,7 +136,8 @@ def resumed_train_config(cfg):
 def check_config(cfg):
     """ValueError for any flag value that cannot work, before any work is done."""
     choices = {"preset": tuple(PRESETS), "head": ("", "minpplus"), "dtype": ("auto", "float32", "bfloat16", "float16"),
-               "head_data": ("val", "train"), "head_reg": ("none", "smooth", "sparse")}
+               "head_data": ("val", "train"), "head_positions": ("all", "answer"),
+               "head_reg": ("none", "smooth", "sparse")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"unknown --{name} {getattr(cfg, name)!r}: use one of {', '.join(map(repr, allowed))}")

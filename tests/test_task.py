@@ -8,6 +8,8 @@ import torch
 
 import data
 import task
+import train
+import train_head
 
 PLUS = {"finds", "buys", "gets"}  # what the words mean, written here without looking at task.py's templates
 MINUS = {"loses", "sells", "takes"}
@@ -148,3 +150,50 @@ def test_eval_refuses_data_without_a_task(tmp_path):
     data.prepare_synthetic(str(tmp_path / "syn"), train_tokens=2000, val_tokens=500)
     with pytest.raises(SystemExit, match="holds no task"):
         task.main(["--task", str(tmp_path / "syn"), "--ckpt", str(tmp_path / "none.pt")])
+
+
+SMALL_LM = ["--dim", "32", "--n_layers", "2", "--n_heads", "4", "--n_kv_heads", "2", "--max_seq_len", "32",
+            "--batch_size", "8", "--max_steps", "20", "--eval_interval", "20", "--eval_batches", "2", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def lm_dir(task_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("lm"))
+    train.main(["--data_dir", task_dir, "--out_dir", out, *SMALL_LM])
+    return out
+
+
+def test_answer_rows_line_up_with_the_statistics(task_dir):
+    meta = data.load_meta(task_dir)
+    tokens = np.asarray(data.open_split(task_dir, "val", meta))
+    cfg = train.TrainConfig(data_dir=task_dir, block_size=16, batch_size=4)
+    rows = train_head.answer_rows(tokens, 10_000, cfg, meta).numpy()
+    starts = np.concatenate(data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, 10_000))
+    positions = (starts[:, None] + 1 + np.arange(cfg.block_size)).reshape(-1)  # each row's target position
+    assert len(rows) == len(positions)
+    kept = positions[rows]
+    numbers = tokens[kept] != meta["eos_id"]
+    assert (tokens[kept[numbers] - 1] == meta["answer_id"]).all()  # a number right after the marker
+    assert (tokens[kept[~numbers] - 2] == meta["answer_id"]).all()  # the <eos> after that number
+    assert abs(numbers.sum() - (~numbers).sum()) <= 1  # pairs (one may straddle the end of what was read)
+
+
+def test_head_on_answer_positions(lm_dir, task_dir, capsys):
+    train.main(["--head", "minpplus", "--out_dir", lm_dir, "--head_positions", "answer", "--device", "cpu",
+                "--head_epochs", "10", "--batch_size", "8"])
+    out = capsys.readouterr().out
+    with open(os.path.join(lm_dir, "head.json")) as f:
+        assert "answer positions" in json.load(f)["fitted_on"]
+    n_answers = int(out.split("fitted on ")[1].split(" positions")[0].replace(",", ""))
+    assert 0 < n_answers < 2 * 50  # val's first half holds 25 problems: two answer tokens each, at most
+
+
+def test_answer_positions_need_task_data(tmp_path):
+    path = str(tmp_path / "syn")
+    data.prepare_synthetic(path, train_tokens=2000, val_tokens=2000)
+    meta = data.load_meta(path)
+    cfg = train.TrainConfig(data_dir=path, block_size=16)
+    with pytest.raises(ValueError, match="--head_positions answer needs task data"):
+        train_head.answer_rows(data.open_split(path, "val", meta), 1000, cfg, meta)
+    with pytest.raises(SystemExit, match="unknown --head_positions"):
+        train.main(["--head", "minpplus", "--head_positions", "answers", "--data_dir", path])
