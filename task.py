@@ -7,7 +7,7 @@
 Each problem is a few steps of small-number arithmetic about a named person and one kind of
 thing, in plain words, ending with the answer marker, the answer and <eos>:
 
-    tom has 3 apples . anna gives him 5 apples . then he eats 2 apples .
+    tom has 3 apples . anna gives him 5 apples . then he loses 2 apples .
     how many apples does tom have now ? answer 6 <eos>
 
 Numbers are single tokens ("0" .. max_number) and every running count stays in that range,
@@ -67,7 +67,7 @@ def draw_counts(n, steps, max_number, rng):
     return start, amounts, count
 
 
-def generate_problems(n, steps=2, max_number=20, seed=0):
+def generate_problems(n, steps=2, max_number=10, seed=0):
     """n problems as (question text ending with the answer marker, answer), deterministic in seed."""
     if steps < 1 or max_number < 2:
         raise ValueError(f"steps={steps}, max_number={max_number}: need --steps >= 1 and --max_number >= 2")
@@ -105,7 +105,7 @@ def problem_tokens(problems, token_id):
     return ids
 
 
-def prepare_task(out_dir, steps=2, max_number=20, train_problems=100_000, val_problems=10_000,
+def prepare_task(out_dir, steps=2, max_number=10, train_problems=100_000, val_problems=10_000,
                  eval_problems=3_000, seed=0):
     """Write the arithmetic task into out_dir: tokenizer.json, train.bin, val.bin, meta.json (as
     data.py writes them) and problems.jsonl (held-out questions with their answers, none of them
@@ -321,26 +321,28 @@ def evaluate_task(model, data_dir, temperatures=TEMPERATURES, tune_problems=1000
 
 
 def format_table(rows):
-    """Markdown: accuracy % (95 % interval) per sampler and temperature, malformed % beneath."""
+    """Markdown: accuracy % (95 % interval) per sampler and temperature, then the share of malformed answers."""
     temperatures = sorted({r["temperature"] for r in rows if r["method"] != "greedy"})
     methods = list(dict.fromkeys(r["method"] for r in rows if r["method"] != "greedy"))
     cell = {(r["method"], r["temperature"]): r for r in rows}
-    greedy = next(r for r in rows if r["method"] == "greedy")
-    lines = ["| sampler | " + " | ".join(f"T = {t:g}" for t in temperatures) + " |",
-             "| --- |" + " ---: |" * len(temperatures)]
+    header = " | ".join(f"T = {t:g}" for t in temperatures)
+    accuracy = [f"| sampler | {header} |", "| --- |" + " ---: |" * len(temperatures)]
+    malformed = [f"| malformed answers | {header} |", "| --- |" + " ---: |" * len(temperatures)]
     for m in methods:
-        lines.append(f"| {m} | " + " | ".join(
-            f"{cell[m, t]['accuracy']:.1%} ({cell[m, t]['ci_low']:.1%}–{cell[m, t]['ci_high']:.1%})"
-            + (f", {tuned_value(cell[m, t])}" if m.endswith("tuned") else "") for t in temperatures) + " |")
-    lines.append(f"\ngreedy: {greedy['accuracy']:.1%} ({greedy['ci_low']:.1%}–{greedy['ci_high']:.1%}); "
-                 f"{greedy['n']:,} problems, one sample each.")
-    worst = max(rows, key=lambda r: r["malformed"])
-    lines.append(f"malformed answers: at most {worst['malformed']:.1%} ({worst['method']}, T = {worst['temperature']:g})")
-    return "\n".join(lines)
+        mine = [cell[m, t] for t in temperatures]
+        accuracy.append(f"| {m} | " + " | ".join(f"{r['accuracy']:.1%} ({r['ci_low']:.1%}–{r['ci_high']:.1%})"
+                                                 + tuned_value(r) for r in mine) + " |")
+        malformed.append(f"| {m} | " + " | ".join(f"{r['malformed']:.1%}" for r in mine) + " |")
+    greedy = cell["greedy", 0.0]
+    return "\n".join(accuracy + ["", *malformed, "", f"greedy: {greedy['accuracy']:.1%} ({greedy['ci_low']:.1%}–"
+                                 f"{greedy['ci_high']:.1%}), malformed {greedy['malformed']:.1%}; "
+                                 f"{greedy['n']:,} problems, one sample each"])
 
 
 def tuned_value(row):
-    return f"{'p' if 'top_p' in row else 'min_p'} {row.get('top_p', row.get('min_p'))}"
+    if not row["method"].endswith("tuned"):
+        return ""
+    return f", p {row['top_p']}" if "top_p" in row else f", min_p {row['min_p']}"
 
 
 def plot_accuracy(rows, path):
@@ -361,7 +363,7 @@ def plot_accuracy(rows, path):
     ax.axhline(greedy["accuracy"], color="black", linestyle="--", linewidth=1, label="greedy")
     ax.set_xlabel("temperature")
     ax.set_ylabel("exact-match accuracy")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, min(1.0, max(r["ci_high"] for r in rows) + 0.05))
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -380,7 +382,7 @@ def prepare_main(argv):
     parser.add_argument("--task", choices=["arithmetic"], required=True)
     parser.add_argument("--out_dir", default="data/arith")
     parser.add_argument("--steps", type=int, default=2, help="operations after the starting count")
-    parser.add_argument("--max_number", type=int, default=20, help="every count and amount is in 0..max_number")
+    parser.add_argument("--max_number", type=int, default=10, help="every count and amount is in 0..max_number")
     parser.add_argument("--train_problems", type=int, default=100_000)
     parser.add_argument("--val_problems", type=int, default=10_000)
     parser.add_argument("--eval_problems", type=int, default=3_000, help="held-out problems (problems.jsonl)")
