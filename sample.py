@@ -38,7 +38,9 @@ def keep_only(logits, keep):
 
 
 def keep_smallest_prefix(logits, order_key, mass):
-    """Keep the fewest tokens, taken in ascending order_key, whose probability sums to >= mass."""
+    """Keep the fewest tokens, taken in ascending order_key, whose probability sums to >= mass,
+    and every token whose key ties with the last one kept: tied tokens stay or go together, so
+    the result never depends on how the vocabulary happens to number them."""
     if mass >= 1:
         return logits  # everything: the tolerance below must not trim a tail of mass < 1e-6
     probs = F.softmax(logits.double(), dim=-1)  # float64: the cumulative sum decides ties with p
@@ -47,8 +49,8 @@ def keep_smallest_prefix(logits, order_key, mass):
     mass_before = sorted_probs.cumsum(-1) - sorted_probs
     keep_sorted = mass_before < mass - MASS_TOLERANCE
     keep_sorted[..., 0] = True  # the first in order always stays, however small the mass asked for
-    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
-    return logits.masked_fill(~keep, float("-inf"))
+    last_kept_key = order_key.gather(-1, order).masked_fill(~keep_sorted, float("-inf")).amax(-1, keepdim=True)
+    return logits.masked_fill(order_key > last_kept_key, float("-inf"))
 
 
 def entropy_of(log_p):
@@ -99,9 +101,8 @@ def epsilon(logits, epsilon_cutoff):
 
 def eta(logits, eta_cutoff):
     """Eta sampling (Hewitt et al. 2022): drop p < min(eta, sqrt(eta) * exp(-entropy))."""
-    log_p = F.log_softmax(logits, dim=-1)
-    cutoff = torch.exp(-entropy_of(log_p)).mul(math.sqrt(eta_cutoff)).clamp(max=eta_cutoff)
-    return keep_only(logits, log_p.exp() >= cutoff)
+    cutoff = torch.exp(-entropy_of(F.log_softmax(logits, dim=-1))).mul(math.sqrt(eta_cutoff)).clamp(max=eta_cutoff)
+    return keep_only(logits, F.softmax(logits, dim=-1) >= cutoff)  # the same probabilities epsilon compares
 
 
 def top_nsigma(logits, n_sigma):
@@ -141,8 +142,10 @@ def check_params(method, temperature=1.0, temperature_last=False, value_needed=T
     """The value of the method's own parameter, after checking the method, the parameter names,
     the temperature and (when value_needed) that value; ValueError naming the problem otherwise.
     Other methods' parameters are ignored, so one set of CLI flags can serve every method."""
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
+    if not isinstance(temperature_last, bool):
+        raise ValueError(f"temperature_last={temperature_last!r} must be True or False")
     unknown = sorted(set(params) - set(PARAMS))
     if unknown:
         raise ValueError(f"unknown sampling parameter(s) {', '.join(unknown)}: the names are {', '.join(PARAMS)}")
@@ -156,7 +159,9 @@ def check_params(method, temperature=1.0, temperature_last=False, value_needed=T
         raise ValueError(f"method {method!r} needs {name} (--{name} on the command line), {rule}")
     if not valid(value):
         raise ValueError(f"{name}={value!r} must be {rule}")
-    return value
+    if isinstance(value, numbers.Integral):
+        return int(value)  # numpy integers, bools excluded by the check
+    return float(value) if is_real(value) else value  # a Fraction or numpy float becomes a plain float
 
 
 def filter_logits(logits, method, temperature=1.0, temperature_last=False, top_k=None, top_p=None, min_p=None,
@@ -167,7 +172,7 @@ def filter_logits(logits, method, temperature=1.0, temperature_last=False, top_k
     temperature_last=True (llama.cpp order: the method sees the raw logits, then whatever it
     returns is divided by T). temperature=0 means greedy. Only the method's own parameter is
     used."""
-    value = check_params(method, temperature, top_k=top_k, top_p=top_p, min_p=min_p, typical_p=typical_p,
+    value = check_params(method, temperature, temperature_last, top_k=top_k, top_p=top_p, min_p=min_p, typical_p=typical_p,
                          epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff, n_sigma=n_sigma, head=head)
     logits = logits.float()
     if method == "greedy" or temperature == 0:

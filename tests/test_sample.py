@@ -36,7 +36,8 @@ def kept(logits):
 def test_top_p_keeps_the_smallest_prefix_reaching_p():
     assert kept(filter_logits(logits_of([0.4, 0.35, 0.25]), "top_p", top_p=0.7)) == 2
     assert kept(filter_logits(logits_of([0.5, 0.3, 0.1, 0.1]), "top_p", top_p=0.8)) == 2  # mass exactly p
-    assert kept(filter_logits(logits_of([0.5, 0.3, 0.1, 0.1]), "top_p", top_p=0.81)) == 3
+    assert kept(filter_logits(logits_of([0.5, 0.3, 0.1, 0.2]), "top_p", top_p=0.81)) == 3
+    assert kept(filter_logits(logits_of([0.5, 0.3, 0.1, 0.1]), "top_p", top_p=0.81)) == 4  # ties go together
     assert kept(filter_logits(logits_of([0.5, 0.3, 0.1, 0.1]), "top_p", top_p=1.0)) == 4
     # prefixes whose mass is exactly p, which fp32 logits turn into a hair below p even summed in float64
     assert kept(filter_logits(logits_of([0.3, 0.3, 0.25, 0.15]), "top_p", top_p=0.6)) == 2
@@ -187,6 +188,48 @@ def test_every_method_gives_a_valid_distribution_whose_support_shrinks_as_it_tig
                 assert not (support & ~previous).any(), f"{method} support grew at {name}={value}"
             previous = support
             assert torch.allclose(out[support], z[support])  # kept tokens keep their logits
+
+
+def test_tied_tokens_are_kept_or_dropped_together_whatever_their_ids():
+    probs = [0.1, 0.2, 0.2, 0.2, 0.3]  # three tokens tied at 0.2; the vocabulary order must not matter
+    for flipped in (False, True):
+        logits = logits_of(probs[::-1] if flipped else probs)
+        assert kept(filter_logits(logits, "top_p", top_p=0.4)) == 4  # 0.3 + one 0.2 reach p: its ties stay
+        assert kept(filter_logits(logits, "top_k", top_k=2)) == 4
+    # typical: the tied tokens share one typicality score, so they stay together too
+    out = filter_logits(logits_of([0.25, 0.25, 0.25, 0.25]), "typical", typical_p=0.3)
+    assert kept(out) == 4
+
+
+def test_eta_and_epsilon_compare_the_same_probabilities_at_the_cut():
+    torch.manual_seed(0)
+    logits = torch.randn(200, 50) * 4  # peaked rows: exp(-H) is large, so eta's cut is eta itself
+    probs = F.softmax(logits, dim=-1)
+    checked = 0
+    for row in range(len(logits)):
+        log_p = F.log_softmax(logits[row].double(), -1)
+        p = probs[row].sort(descending=True).values[3].item()  # a cut exactly at a token's probability
+        if math.sqrt(p) * math.exp((log_p.exp() * log_p).sum().item()) <= p:
+            continue  # entropy too high: eta's cut is not eta here
+        eta = torch.isfinite(filter_logits(logits[row:row + 1], "eta", eta_cutoff=p))
+        epsilon = torch.isfinite(filter_logits(logits[row:row + 1], "epsilon", epsilon_cutoff=p))
+        assert torch.equal(eta, epsilon) and eta.sum() >= 4
+        checked += 1
+    assert checked > 50
+
+
+def test_parameters_of_any_real_type_and_bad_types():
+    from fractions import Fraction
+
+    logits = logits_of([0.5, 0.3, 0.2])
+    for method, params in (("top_p", dict(top_p=Fraction(1, 2))), ("epsilon", dict(epsilon_cutoff=Fraction(1, 4))),
+                           ("eta", dict(eta_cutoff=Fraction(1, 4))), ("top_nsigma", dict(n_sigma=Fraction(1))),
+                           ("min_p", dict(min_p=Fraction(1, 2)))):
+        assert 1 <= kept(filter_logits(logits, method, **params)) <= 3
+    with pytest.raises(ValueError, match="unknown method \\['top_p'\\]"):
+        filter_logits(logits, ["top_p"], top_p=0.9)
+    with pytest.raises(ValueError, match="temperature_last='yes' must be True or False"):
+        filter_logits(logits, "top_p", top_p=0.9, temperature_last="yes")
 
 
 @pytest.mark.parametrize("method, params, message", [

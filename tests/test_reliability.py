@@ -1,0 +1,240 @@
+"""What a careless or hostile user does: bad flags and files, damaged checkpoints, a full disk,
+SIGKILL in the middle of a save, and random logits thrown at every sampler."""
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import data
+import runtime
+import train
+from head import MinPPlusHead
+from sample import METHODS, filter_logits
+
+from test_train import SMALL, corpus  # noqa: F401 (corpus is a fixture: the same small synthetic data)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, corpus):
+    """A run of 4 steps: its out_dir holds ckpt.pt and metrics.jsonl."""
+    out = tmp_path_factory.mktemp("run")
+    train.main(["--data_dir", corpus, "--out_dir", str(out), *SMALL, "--max_steps", "4", "--eval_interval", "2"])
+    return out
+
+
+def one_line_error(argv, message, main=train.main):
+    with pytest.raises(SystemExit, match=message) as error:
+        main(argv)
+    assert str(error.value).startswith("error: ") and "\n" not in str(error.value)
+
+
+def test_damaged_checkpoints_are_one_line_errors_on_resume(tmp_path, corpus, trained):
+    good = (trained / "ckpt.pt").read_bytes()
+    ckpt = torch.load(trained / "ckpt.pt", weights_only=True)
+    damaged = {"empty": b"", "truncated": good[:len(good) // 2]}
+    for name, content in damaged.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "ckpt.pt").write_bytes(content)
+        one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path / name), *SMALL, "--resume"],
+                       "cannot read .*ckpt.pt as a checkpoint")
+    for name, edit in (("edited", {"model_config": {**ckpt["model_config"], "layers": 3}}),
+                       ("no_rng", {"rng": None})):
+        (tmp_path / name).mkdir()
+        torch.save({**ckpt, **edit}, tmp_path / name / "ckpt.pt")
+        one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path / name), *SMALL, "--resume"],
+                       "damaged or was edited")
+
+
+def test_a_resumed_run_refuses_a_model_flag_that_differs(corpus, trained):
+    one_line_error(["--data_dir", corpus, "--out_dir", str(trained), *SMALL, "--resume", "--dim", "64"],
+                   "--dim 64 differs from the resumed checkpoint's model")
+
+
+def test_bad_paths_and_flags_are_one_line_errors(tmp_path, corpus):
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    run = ["--data_dir", corpus, *SMALL, "--max_steps", "1"]
+    one_line_error([*run, "--out_dir", str(a_file)], "--out_dir .*a_file is a file")
+    one_line_error([*run, "--out_dir", str(a_file / "below")], "lies under a file")
+    one_line_error(["--out_dir", str(a_file)], "--out_dir .*a_file is a file", main=data.main)
+    for flags, message in ((["--block_size", "-1"], "--block_size must be >= 0"),
+                           (["--warmup_steps", "-1"], "--warmup_steps must be >= 0"),
+                           (["--lr", "nan"], "--lr is nan: it must be a finite number"),
+                           (["--grad_clip", "inf"], "--grad_clip is inf")):
+        one_line_error([*run, "--out_dir", str(tmp_path / "out"), *flags], message)
+    text = tmp_path / "t.txt"
+    text.write_text("some text\n" * 50)
+    for size in ("-5", "0", "1", "257"):
+        one_line_error(["--input", str(text), "--out_dir", str(tmp_path / "d"), "--vocab_size", size],
+                       "must be above 257", main=data.main)
+    bad_meta = tmp_path / "bad_meta"
+    bad_meta.mkdir()
+    (bad_meta / "meta.json").write_text("{not json")
+    one_line_error(["--data_dir", str(bad_meta), "--out_dir", str(tmp_path / "out"), *SMALL], "cannot read .*meta.json")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_out_dir_is_a_one_line_error(tmp_path, corpus):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    one_line_error(["--data_dir", corpus, "--out_dir", str(locked), *SMALL], "not writable")
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"thresholds": [0, 0.5], "weights": [1, 1e400]}', "weights\\[1\\] is inf"),
+    ('{"thresholds": [0, 0.5], "weights": [1, ' + "9" * 400 + "]}", "weights\\[1\\] is 9+: every value"),
+    ('{"thresholds": [0, 0.5], "weights": ' + "[" * 50_000 + "]" * 50_000 + "}", "nests its JSON too deeply"),
+])
+def test_hostile_head_files_are_value_errors(tmp_path, content, message):
+    path = tmp_path / "head.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message):
+        MinPPlusHead.load_json(str(path))
+
+
+def test_metrics_are_strict_json_and_a_resume_logs_each_step_once(tmp_path, corpus):
+    run = ["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "3"]
+    train.main([*run, "--max_steps", "4"])
+    runtime.log_metrics(str(tmp_path), {"step": 5, "loss": math.nan})  # a row past the checkpoint, as a crash leaves
+    train.main([*run, "--max_steps", "6", "--resume"])
+
+    def refuse(constant):
+        raise ValueError(f"bare {constant} in metrics.jsonl")
+
+    rows = [json.loads(line, parse_constant=refuse) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "train_loss_step" in r]
+    assert steps == [1, 2, 3, 4, 5, 6] and all(r.get("loss", 0) is not None for r in rows)
+    assert runtime.strict_json({"a": [math.inf, 1.0], "b": math.nan}) == {"a": [None, 1.0], "b": None}
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    path = str(tmp_path / "ckpt.pt")
+    runtime.save_checkpoint({"model": {"w": torch.ones(3)}, "step": 1}, path)
+    with pytest.raises(FloatingPointError, match="1 tensor.*model.w.*the last good checkpoint .* is untouched"):
+        runtime.save_checkpoint({"model": {"w": torch.tensor([1.0, math.nan])}, "step": 2}, path)
+    assert torch.load(path, weights_only=True)["step"] == 1
+    with pytest.raises(FloatingPointError, match="no checkpoint was saved yet"):
+        runtime.save_checkpoint({"opt": [{"exp_avg": torch.tensor([math.inf])}]}, str(tmp_path / "new.pt"))
+
+
+def test_a_failed_save_removes_its_temp_file_and_keeps_the_old_one(tmp_path, monkeypatch):
+    path = str(tmp_path / "ckpt.pt")
+    runtime.save_checkpoint({"step": 1}, path)
+
+    def full_disk(obj, f):  # what torch.save does when the disk fills mid-write
+        with open(f, "wb") as out:
+            out.write(b"partial")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    monkeypatch.setattr(data, "disk_full", lambda error, path: True)
+    with pytest.raises(OSError, match="could not write .*ckpt.pt \\(the disk is full\\); the previous file"):
+        runtime.save_checkpoint({"step": 2}, path)
+    assert os.listdir(tmp_path) == ["ckpt.pt"]
+    monkeypatch.undo()
+    assert torch.load(path, weights_only=True)["step"] == 1
+
+
+def test_sigkill_during_saves_never_leaves_an_unreadable_checkpoint(tmp_path, corpus):
+    """Kill training at random moments while it saves every step; every time, the checkpoint reads
+    and the run resumes, and the last run finishes."""
+    command = [sys.executable, "train.py", "--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL,
+               "--max_steps", "400", "--eval_interval", "1", "--eval_batches", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for kill in range(3):
+        resume = ["--resume"] if (tmp_path / "ckpt.pt").exists() else []
+        process = subprocess.Popen(command + resume, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+        deadline = time.time() + 120
+        while not (tmp_path / "ckpt.pt").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0 + 0.37 * kill)  # some steps (and saves) in
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        step = torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"]
+        assert step >= 1
+    finished = subprocess.run(command + ["--resume", "--max_steps", str(step + 2)], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-1000:]
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == step + 2
+
+
+# ----------------------------------------------------------------------------
+# property-based: every sampler on random logits with ties, infinities, huge and tiny values
+
+KNOBS = {  # method -> its parameter's values, loosest first (the support can only shrink along them)
+    "top_k": ("top_k", [50, 7, 3, 1]),
+    "top_p": ("top_p", [1.0, 0.95, 0.6, 0.2, 1e-9]),
+    "min_p": ("min_p", [0.0, 0.01, 0.2, 0.9, 1.0]),
+    "typical": ("typical_p", [1.0, 0.9, 0.5, 1e-9]),
+    "epsilon": ("epsilon_cutoff", [0.0, 1e-4, 0.05, 0.5]),
+    "eta": ("eta_cutoff", [0.0, 1e-4, 0.05, 0.5]),
+    "top_nsigma": ("n_sigma", [10.0, 2.0, 0.5, 0.0]),
+}
+special = st.sampled_from([0.0, 1.0, -1.0, 80.0, -80.0, 1e30, -1e30, 1e-30, float("-inf")])
+logit_values = st.one_of(st.floats(-50, 50, allow_nan=False, width=32), special)
+
+
+@st.composite
+def logit_rows(draw):
+    V = draw(st.integers(1, 12))
+    values = draw(st.lists(logit_values, min_size=V, max_size=V))
+    if draw(st.booleans()):  # ties are common in real logits (quantised models, repeated tokens)
+        values = [values[0] if draw(st.booleans()) else v for v in values]
+    if all(v == float("-inf") for v in values):
+        values[draw(st.integers(0, V - 1))] = 0.0  # a row needs one possible token
+    return torch.tensor([values], dtype=torch.float32)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(logits=logit_rows(), method=st.sampled_from(sorted(KNOBS)),
+       temperature=st.sampled_from([0.3, 1.0, 2.5]), temperature_last=st.booleans())
+def test_every_sampler_gives_a_valid_distribution_whose_support_shrinks_along_its_knob(
+        logits, method, temperature, temperature_last):
+    name, values = KNOBS[method]
+    previous = None
+    for value in values:
+        out = filter_logits(logits, method, temperature=temperature, temperature_last=temperature_last,
+                            **{name: value})
+        probs = torch.softmax(out, -1)
+        assert torch.isfinite(probs).all() and abs(probs.sum().item() - 1) < 1e-5
+        support = torch.isfinite(out) & (out > float("-inf"))
+        assert support.sum() >= 1 and not (support & torch.isinf(logits) & (logits < 0)).any()
+        if method != "typical":  # typical may drop the top token when it is atypical; the others never do
+            assert support[0, logits[0].argmax()]
+        if previous is not None:
+            assert not (support & ~previous).any()  # tightening never adds a token
+        previous = support
+
+
+def test_the_fuzzed_methods_are_all_the_truncating_ones():
+    assert set(KNOBS) == set(METHODS) - {"greedy", "temperature", "minpplus"}
+
+
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=5)),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner,
+                                                                                        max_size=3), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(thresholds=json_values | st.lists(st.floats(0, 1), max_size=6),
+       weights=json_values | st.lists(st.floats(-1, 1e39), max_size=6))
+def test_any_head_file_loads_or_is_a_value_error(tmp_path_factory, thresholds, weights):
+    path = tmp_path_factory.mktemp("fuzz") / "head.json"
+    path.write_text(json.dumps({"thresholds": thresholds, "weights": weights}))
+    try:
+        head, _ = MinPPlusHead.load_json(str(path))
+    except ValueError:
+        return
+    w = head.weights()
+    assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0 and head.tau[0] == 0
