@@ -3,6 +3,7 @@
     python data.py --task arithmetic --out_dir data/arith        # the corpus and held-out problems
     python train.py --data_dir data/arith --out_dir out/arith    # the LM, on whole problems
     python task.py --task data/arith --ckpt out/arith/ckpt.pt    # accuracy of every sampler
+    python task.py --quick                                       # the whole pipeline on a tiny task, ~30 s
 
 Each problem is a few steps of small-number arithmetic about a named person and one kind of
 thing, in plain words, ending with the answer marker, the answer and <eos>:
@@ -37,7 +38,7 @@ ANSWER = "answer"  # the marker: the tokens after it, up to and including <eos>,
 NAMES = {"tom": "he", "ben": "he", "sam": "he", "max": "he", "anna": "she", "lily": "she", "mia": "she", "zoe": "she"}
 OBJECT_PRONOUN = {"he": "him", "she": "her"}
 THINGS = "apples pens coins marbles cards eggs books shells stickers cookies".split()
-# one step's sentence templates: {s} the subject's pronoun, {o} its object form, {n} another name, {k} the amount
+# one step's sentences: {s} the subject's pronoun, {o} its object form, {n} another name, {k} the amount, {t} the thing
 GAINS = ["{n} gives {o} {k} {t} .", "{s} finds {k} {t} .", "{s} buys {k} more {t} .", "{s} gets {k} {t} from {n} ."]
 LOSSES = ["{s} gives {k} {t} to {n} .", "{s} loses {k} {t} .", "{s} sells {k} {t} .", "{n} takes {k} {t} from {o} ."]
 STEP_PREFIXES = ["", "then ", "later ", "after that "]
@@ -86,8 +87,8 @@ def generate_problems(n, steps=2, max_number=10, seed=0):
         sentences = [f"{name} has {start[i]} {thing} ."]
         for j, k in enumerate(amounts[i]):
             template = (GAINS if k > 0 else LOSSES)[templates[i, j]]
-            prefix = STEP_PREFIXES[prefixes[i, j]] if j else ""
-            sentences.append(prefix + template.format(s=s, o=OBJECT_PRONOUN[s], n=names[others[i, j]], k=abs(k), t=thing))
+            sentence = template.format(s=s, o=OBJECT_PRONOUN[s], n=names[others[i, j]], k=abs(k), t=thing)
+            sentences.append((STEP_PREFIXES[prefixes[i, j]] if j else "") + sentence)
         sentences.append(f"how many {thing} does {name} have now ? {ANSWER}")
         problems.append((" ".join(sentences), int(answers[i])))
     return problems
@@ -418,9 +419,10 @@ def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--task", help="the task's data directory (python data.py --task arithmetic --out_dir DIR)")
     parser.add_argument("--ckpt", default="out/ckpt.pt", help="the LM trained on it")
-    parser.add_argument("--out_dir", default=None, help="where results.json and the plot go; default: beside --ckpt")
+    parser.add_argument("--out_dir", default=None, help="where task_results.json and task_accuracy.png go; "
+                        "default: beside --ckpt")
     parser.add_argument("--temperatures", type=float, nargs="+", default=list(TEMPERATURES))
-    parser.add_argument("--tune_problems", type=int, default=1000, help="held-out problems top_p and min_p are tuned on")
+    parser.add_argument("--tune_problems", type=int, default=1000, help="held-out problems that tune top_p and min_p")
     parser.add_argument("--report_problems", type=int, default=2000, help="the next ones, which the table reports")
     parser.add_argument("--head_tokens", type=int, default=200_000, help="val positions each MinP+ head is fitted on")
     parser.add_argument("--seed", type=int, default=0)
