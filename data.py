@@ -440,6 +440,18 @@ def document_windows(tokens, eos_id, n_windows, length):
     return np.stack([np.asarray(tokens[i:i + length], dtype=np.int64) for i in starts])
 
 
+def answer_mask(tokens, answer_id, eos_id):
+    """True at every answer token: those after an answer marker, up to and including the <eos>
+    that ends the example. A token is one when the last marker before it is later than the last
+    <eos> before it."""
+    tokens = np.asarray(tokens)
+    index = np.arange(len(tokens))
+    last_marker = np.maximum.accumulate(np.where(tokens == answer_id, index, -1))
+    last_eos = np.maximum.accumulate(np.where(tokens == eos_id, index, -1))
+    before = lambda last: np.concatenate([[-1], last[:-1]])  # strictly before each token
+    return before(last_marker) > before(last_eos)
+
+
 def truth_windows(meta, tokens, n_windows, block_size, device="cpu"):
     """(x (W, T) int64, p* (W, T, V) fp32) on device: the first n_windows windows of held-out
     synthetic text that start at an <eos>, and the exact next-token distribution at each position."""

@@ -135,18 +135,6 @@ def prepare_task(out_dir, steps=2, max_number=10, train_problems=100_000, val_pr
     return meta
 
 
-def answer_mask(tokens, answer_id, eos_id):
-    """True at every answer token: those after an answer marker, up to and including the <eos>
-    that ends the example. A token is one when the last marker before it is later than the last
-    <eos> before it."""
-    tokens = np.asarray(tokens)
-    index = np.arange(len(tokens))
-    last_marker = np.maximum.accumulate(np.where(tokens == answer_id, index, -1))
-    last_eos = np.maximum.accumulate(np.where(tokens == eos_id, index, -1))
-    before = lambda last: np.concatenate([[-1], last[:-1]])  # strictly before each token
-    return before(last_marker) > before(last_eos)
-
-
 # ----------------------------------------------------------------------------
 # Scoring
 

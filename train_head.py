@@ -90,12 +90,10 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True):
 def answer_rows(tokens, n_tokens, cfg, meta):
     """(N,) bool, row for row with collect_stats(tokens, n_tokens, cfg): True where the target is
     an answer token of task data (after the answer marker, up to and including its <eos>)."""
-    from task import answer_mask  # here, not at the top: task.py imports this module
-
     if meta.get("answer_id") is None:
         raise ValueError(f"--head_positions answer needs task data, whose meta.json names its answer marker; "
                          f"{cfg.data_dir} has none: prepare one with python data.py --task arithmetic")
-    mask = answer_mask(tokens, meta["answer_id"], meta["eos_id"])
+    mask = data.answer_mask(tokens, meta["answer_id"], meta["eos_id"])
     starts = np.concatenate(data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens))
     targets = np.stack([mask[i + 1:i + cfg.block_size + 1] for i in starts])  # as data.windows_at's y
     if not targets.any():

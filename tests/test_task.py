@@ -92,15 +92,15 @@ def test_data_py_hands_task_to_task_py(tmp_path, capsys):
 def test_mask_selects_exactly_the_answer_tokens():
     A, E = 50, 0  # answer marker, <eos>
     tokens = [E, 5, 6, A, 7, E, 8, 9, 9, A, 3, 4, E, 5]
-    mask = task.answer_mask(tokens, A, E)
+    mask = data.answer_mask(tokens, A, E)
     assert np.flatnonzero(mask).tolist() == [4, 5, 10, 11, 12]
-    assert not task.answer_mask([A, 7, E], A, E)[0]  # the marker itself is no answer token
+    assert not data.answer_mask([A, 7, E], A, E)[0]  # the marker itself is no answer token
 
 
 def test_mask_on_a_generated_corpus(task_dir):
     meta = data.load_meta(task_dir)
     tokens = np.asarray(data.open_split(task_dir, "train", meta))
-    mask = task.answer_mask(tokens, meta["answer_id"], meta["eos_id"])
+    mask = data.answer_mask(tokens, meta["answer_id"], meta["eos_id"])
     starts = np.flatnonzero(tokens == meta["answer_id"]) + 1  # every answer: one number, then <eos>
     assert mask.sum() == 2 * len(starts)
     assert mask[starts].all() and mask[starts + 1].all() and (tokens[starts + 1] == 0).all()
