@@ -66,6 +66,9 @@ class AdamW(torch.optim.Optimizer):
                 hyper = (lr, *group["betas"], group["eps"], group["weight_decay"])
                 if group["capturable"]:
                     self._device_update(*tensors, *hyper)
+                elif device.type == "cpu":  # a CPU loops over a foreach call's tensors anyway: one at a time,
+                    for one_tensor in zip(*tensors):  # each stays in cache through all the operations
+                        adamw_on_host_steps(*([t] for t in one_tensor), *hyper)
                 else:
                     adamw_on_host_steps(*tensors, *hyper)
         return loss
