@@ -130,6 +130,13 @@ def nanogpt(cfg, device, args):
                      gpt.get_num_params())
 
 
+def model_config(args):
+    overrides = {"vocab_size": args.vocab_size, "max_seq_len": args.block_size}
+    if args.n_kv_heads:
+        overrides["n_kv_heads"] = args.n_kv_heads
+    return ModelConfig(**{**PRESETS[args.preset], **overrides})
+
+
 def random_tokens(vocab_size):
     return np.random.default_rng(0).integers(0, vocab_size, 1_000_000).astype(np.uint32)
 
@@ -164,7 +171,7 @@ def training_parts(contender, tokens, args, device, dtype):
 
 
 def bench_training(args, device, dtype):
-    cfg = ModelConfig(**{"vocab_size": args.vocab_size, **PRESETS[args.preset], "max_seq_len": args.block_size})
+    cfg = model_config(args)
     tokens = random_tokens(cfg.vocab_size)
     builders = {"ours": ours, "HF Llama": hf_llama}
     if args.nanogpt:
@@ -261,7 +268,7 @@ def optimizers_to_compare(groups, device, compile_ours):
 
 
 def bench_optimizer(args, device):
-    cfg = ModelConfig(**{"vocab_size": args.vocab_size, **PRESETS[args.preset]})
+    cfg = model_config(args)
     torch.manual_seed(0)
     model = Transformer(cfg).to(device)
     groups = model.optim_groups(0.1)
@@ -302,7 +309,7 @@ def bench_optimizer(args, device):
 # ----------------------------------------------------------------------------
 
 def profile_ours(args, device, dtype):
-    cfg = ModelConfig(**{"vocab_size": args.vocab_size, **PRESETS[args.preset], "max_seq_len": args.block_size})
+    cfg = model_config(args)
     tokens = random_tokens(cfg.vocab_size)
     contender = ours(cfg, device, args)
     if args.compile:
@@ -327,6 +334,8 @@ def main(argv=None):
     parser.add_argument("--preset", default=None, choices=list(PRESETS),
                         help="model shape (default gpt2-124m on CUDA, small on a CPU)")
     parser.add_argument("--vocab_size", type=int, default=None, help="(default: the preset's, else 512)")
+    parser.add_argument("--n_kv_heads", type=int, default=None,
+                        help="override the preset's (= --n_heads: multi-head attention, as nanoGPT's)")
     parser.add_argument("--batch_size", type=int, default=None, help="(default 12 on CUDA, 8 on a CPU)")
     parser.add_argument("--block_size", type=int, default=None, help="(default: the preset's context)")
     parser.add_argument("--dtype", default=None, choices=["float32", "bfloat16", "float16"],
@@ -338,6 +347,7 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=None, help="timed steps a round (default 10 on CUDA, 4 on CPU)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compiling happens here)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--peak_tflops", type=float, default=None, help="the device's peak for MFU")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -355,6 +365,8 @@ def main(argv=None):
         if args.block_size > PRESETS[args.preset]["max_seq_len"]:
             raise ValueError(f"--block_size {args.block_size} exceeds {args.preset}'s context "
                              f"{PRESETS[args.preset]['max_seq_len']}: pass a smaller one")
+        if args.threads:
+            torch.set_num_threads(args.threads)
         if cuda:  # as nanoGPT's train.py: fp32 matmuls may use TF32
             torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
         if args.profile:
