@@ -31,6 +31,7 @@ import io
 import json
 import os
 import statistics
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,10 +44,10 @@ from data import get_batch
 from model import PRESETS, ModelConfig, Transformer
 from optim import AdamW, clip_grad_norm_
 
-# dense bf16 tensor-core peaks, TFLOP/s, by a part of the device name
-PEAK_TFLOPS = {"H100": 989, "H200": 989, "GH200": 989, "B200": 2250, "A100": 312, "L40S": 362, "L4": 121,
-               "A10G": 70, "RTX 4090": 165, "RTX 3090": 71}
-# H100 figures for scale (DESIGN notes of the project): nanoGPT's GPT-2 124M step, torch's AdamW at 124 M
+# dense bf16 tensor-core peaks, TFLOP/s, by a part of the device name: the first that matches
+PEAK_TFLOPS = {"H100 PCIe": 756, "H100 NVL": 835, "H200 NVL": 835, "H100": 989, "H200": 989, "B200": 2250,
+               "A100": 312, "L40S": 362, "L4": 121}
+# H100 80GB figures for scale, measured for the project: nanoGPT's GPT-2 124M step, torch's AdamW at 124 M
 H100_TRAIN_ANCHOR = "nanoGPT gpt2-124m, 12 x 1024, bf16, compiled: 29.8 ms/step, 413 K tokens/s, ~36 % MFU"
 H100_ADAMW_ANCHOR = {"torch fused": 1.36, "torch foreach": 3.95}
 
@@ -63,6 +64,21 @@ def peak_flops(device, override_tflops):
 def flops_per_token(n_params, n_layers, dim, seq_len):
     """Training FLOPs per token (forward + backward): 6 N plus attention's 12 L d T, as model.py counts."""
     return 6 * n_params + 12 * n_layers * dim * seq_len
+
+
+def step_ms(step, device, args):
+    """Median ms of step() over args.repeats calls after one more. --cpu_time counts the process's
+    CPU time instead of the wall clock: on a shared machine a one-thread run's CPU time does not
+    grow with the time slices other jobs take, its wall time does."""
+    if not args.cpu_time:
+        return time_ms(step, device, 1, args.repeats)
+    step()
+    times = []
+    for _ in range(args.repeats):
+        start = time.process_time()
+        step()
+        times.append((time.process_time() - start) * 1e3)
+    return statistics.median(times)
 
 
 def mixed_precision(device, dtype):
@@ -199,7 +215,7 @@ def bench_training(args, device, dtype):
         parts[name] = step, optimizer_alone, batch, set_gradients
         resident[name] = (torch.cuda.memory_allocated(device) - before) if device.type == "cuda" else None
 
-    step_ms = {name: [] for name in contenders}
+    step_times = {name: [] for name in contenders}
     optimizer_ms = {name: [] for name in contenders}
     data_ms = {name: [] for name in contenders}
     peak_extra = {name: 0 for name in contenders}
@@ -208,33 +224,34 @@ def bench_training(args, device, dtype):
             if device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(device)
             before = torch.cuda.memory_allocated(device) if device.type == "cuda" else 0
-            step_ms[name].append(time_ms(step, device, 1, args.repeats))
+            step_times[name].append(step_ms(step, device, args))
             if device.type == "cuda":
                 peak_extra[name] = max(peak_extra[name], torch.cuda.max_memory_allocated(device) - before)
             set_gradients(True)
-            optimizer_ms[name].append(time_ms(optimizer_alone, device, 1, args.repeats))
+            optimizer_ms[name].append(step_ms(optimizer_alone, device, args))
             set_gradients(False)
-            data_ms[name].append(time_ms(batch, device, 1, args.repeats))
+            data_ms[name].append(step_ms(batch, device, args))
 
     peak = peak_flops(device, args.peak_tflops)
     tokens_per_step = args.batch_size * args.block_size
     print(f"# training step: {args.preset} shape (dim {cfg.dim}, {cfg.n_layers} layers, {cfg.n_heads} heads, "
           f"{cfg.n_kv_heads} KV heads, vocab {cfg.vocab_size}), batch {args.batch_size} x {args.block_size}; "
           f"{device_name(device)}, {str(dtype).replace('torch.', '')}, torch {torch.__version__}"
-          f"{', compiled' if args.compile else ''}; {args.rounds} rounds x {args.repeats} steps")
+          f"{', compiled' if args.compile else ''}; {args.rounds} rounds x {args.repeats} steps"
+          f"{', CPU time' if args.cpu_time else ''}")
     if device.type == "cuda" and args.preset == "gpt2-124m":
         print(f"# H100 anchor: {H100_TRAIN_ANCHOR}")
     print("\n| model | params (M) | ms / step | × ours | tokens/s | MFU | optimiser share | data share | "
           "peak memory (MiB) |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     results = {}
-    ours_ms = statistics.median(step_ms["ours"])
+    ours_ms = statistics.median(step_times["ours"])
     for name, contender in contenders.items():
-        ms = statistics.median(step_ms[name])
+        ms = statistics.median(step_times[name])
         tokens_per_s = tokens_per_step / ms * 1e3
         mfu = None if peak is None else \
             flops_per_token(contender.n_params, cfg.n_layers, cfg.dim, args.block_size) * tokens_per_s / peak
         memory = None if resident[name] is None else (resident[name] + peak_extra[name]) / 2**20
-        results[name] = dict(params=contender.n_params, ms_per_step=ms, ms_rounds=step_ms[name],
+        results[name] = dict(params=contender.n_params, ms_per_step=ms, ms_rounds=step_times[name],
                              tokens_per_s=tokens_per_s, mfu=mfu, optimizer_ms=statistics.median(optimizer_ms[name]),
                              data_ms=statistics.median(data_ms[name]), peak_mib=memory)
         print(f"| {name} | {contender.n_params / 1e6:.2f} | {ms:,.1f} | {ms / ours_ms:.2f} | {tokens_per_s:,.0f} | "
@@ -287,10 +304,11 @@ def bench_optimizer(args, device):
     times = {name: [] for name in steps}
     for _ in range(args.rounds):
         for name, step in steps.items():
-            times[name].append(time_ms(step, device, 1, args.repeats))
+            times[name].append(step_ms(step, device, args))
     n_tensors = sum(len(g["params"]) for g in groups)
     print(f"# AdamW step alone: {args.preset} parameters ({model.num_params() / 1e6:.1f} M in {n_tensors} tensors, "
-          f"fp32); {device_name(device)}, torch {torch.__version__}; {args.rounds} rounds x {args.repeats} steps")
+          f"fp32); {device_name(device)}, torch {torch.__version__}; {args.rounds} rounds x {args.repeats} steps"
+          f"{', CPU time' if args.cpu_time else ''}")
     anchor = device.type == "cuda" and args.preset == "gpt2-124m"
     print(f"\n| optimiser | ms / step | × torch fused | × torch foreach |{' H100 ms |' if anchor else ''}\n"
           f"| --- | ---: | ---: | ---: |{' ---: |' if anchor else ''}")
@@ -348,6 +366,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=None, help="timed steps a round (default 10 on CUDA, 4 on CPU)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (compiling happens here)")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--cpu_time", action="store_true",
+                        help="CPU only: time by the process's CPU time (with --threads 1 on a shared machine)")
     parser.add_argument("--peak_tflops", type=float, default=None, help="the device's peak for MFU")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
@@ -365,6 +385,8 @@ def main(argv=None):
         if args.block_size > PRESETS[args.preset]["max_seq_len"]:
             raise ValueError(f"--block_size {args.block_size} exceeds {args.preset}'s context "
                              f"{PRESETS[args.preset]['max_seq_len']}: pass a smaller one")
+        if args.cpu_time and cuda:
+            raise ValueError("--cpu_time measures CPU work: drop it on CUDA, where CUDA events time the GPU")
         if args.threads:
             torch.set_num_threads(args.threads)
         if cuda:  # as nanoGPT's train.py: fp32 matmuls may use TF32
