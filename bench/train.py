@@ -130,10 +130,7 @@ def hf_llama(cfg, device, args):
 
 def nanogpt(cfg, device, args):
     """nanoGPT's GPT at matched size, its model.py imported from the checkout at args.nanogpt."""
-    path = os.path.join(args.nanogpt, "model.py")
-    if not os.path.isfile(path):
-        raise ValueError(f"--nanogpt {args.nanogpt} holds no model.py: pass the root of a nanoGPT checkout")
-    spec = importlib.util.spec_from_file_location("nanogpt_model", path)
+    spec = importlib.util.spec_from_file_location("nanogpt_model", os.path.join(args.nanogpt, "model.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     torch.manual_seed(0)
@@ -385,6 +382,8 @@ def main(argv=None):
         if args.block_size > PRESETS[args.preset]["max_seq_len"]:
             raise ValueError(f"--block_size {args.block_size} exceeds {args.preset}'s context "
                              f"{PRESETS[args.preset]['max_seq_len']}: pass a smaller one")
+        if args.nanogpt and not os.path.isfile(os.path.join(args.nanogpt, "model.py")):
+            raise ValueError(f"--nanogpt {args.nanogpt} holds no model.py: pass the root of a nanoGPT checkout")
         if args.cpu_time and cuda:
             raise ValueError("--cpu_time measures CPU work: drop it on CUDA, where CUDA events time the GPU")
         if args.threads:
