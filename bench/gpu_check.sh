@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every GPU figure of the README's training-speed section, in one run on one H100/H200 (about
-# 6 minutes, 8 at most: each part has a time limit):
+# Every GPU training figure (the LM step, AdamW, head training), in one run on one H100/H200
+# (about 7 minutes, 10 at most: each part has a time limit):
 #
 #     bash bench/gpu_check.sh                             # tables and JSON under $OUT, else bench_out/
 #     NANOGPT=path/to/nanoGPT bash bench/gpu_check.sh     # also nanoGPT's GPT side by side
@@ -10,6 +10,7 @@
 # 2. the gpt2-124m training step, compiled, bf16, 12 x 1024: ours, Hugging Face Llama when
 #    transformers is importable, nanoGPT when NANOGPT is set; tokens/s, MFU, memory, shares
 # 3. the same step without compiling
+# 4. whole MinP+ head training against the frozen forward alone (python -m bench.head --training)
 set -uo pipefail  # no -e: a part that fails or runs out of time must not hide the others' figures
 
 out="${OUT:-bench_out}"
@@ -39,4 +40,8 @@ part() {  # part NAME SECONDS ARGS...: one bench.train run, its table in NAME.md
 part adamw 100 --optimizer --preset gpt2-124m
 part train_compiled 300 --preset gpt2-124m --compile "${nanogpt[@]}"
 part train_eager 80 --preset gpt2-124m --rounds 2 "${nanogpt[@]}"
+head_smoke=()
+if [ -n "${SMOKE:-}" ]; then head_smoke=(--device cpu --preset tiny --vocab 512 --train_tokens 4096 --head_epochs 5); fi
+echo "== python -m bench.head --training" | tee "$out/head_training.md"
+timeout 120 python -m bench.head --training "${head_smoke[@]}" 2>&1 | tee -a "$out/head_training.md"
 echo "results in $out/"
