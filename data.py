@@ -2,6 +2,7 @@
 
     python data.py --input FILE.txt --out_dir data/mytext [--vocab_size 4096]   # any UTF-8 text
     python data.py --out_dir data/synthetic                                     # the synthetic language
+    python data.py --task arithmetic --out_dir data/arith                       # word problems (task.py)
 
 Either way out_dir gets tokenizer.json, train.bin, val.bin (uint16 when the vocabulary
 fits, else uint32) and meta.json. train.py reads them through np.memmap.
@@ -15,6 +16,7 @@ exact next-token distribution p*(x_t | x_<t) of any window that starts at an <eo
 import argparse
 import json
 import os
+import sys
 
 import numpy as np
 import torch
@@ -446,6 +448,18 @@ def document_windows(tokens, eos_id, n_windows, length, disjoint=False):
     return np.stack([np.asarray(tokens[i:i + length], dtype=np.int64) for i in starts[:n_windows]])
 
 
+def answer_mask(tokens, answer_id, eos_id):
+    """True at every answer token: those after an answer marker, up to and including the <eos>
+    that ends the example. A token is one when the last marker before it is later than the last
+    <eos> before it."""
+    tokens = np.asarray(tokens)
+    index = np.arange(len(tokens))
+    last_marker = np.maximum.accumulate(np.where(tokens == answer_id, index, -1))
+    last_eos = np.maximum.accumulate(np.where(tokens == eos_id, index, -1))
+    before = lambda last: np.concatenate([[-1], last[:-1]])  # strictly before each token
+    return before(last_marker) > before(last_eos)
+
+
 def truth_windows(meta, tokens, n_windows, block_size, device="cpu"):
     """(x (W, T) int64, p* (W, T, V) fp32) on device: the first n_windows windows of held-out
     synthetic text that start at an <eos>, and the exact next-token distribution at each position."""
@@ -476,8 +490,14 @@ def main(argv=None):
 
 
 def prepare(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--task" or a.startswith("--task=") for a in argv):  # the task's own flags live in task.py
+        import task
+        return task.prepare_main(argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input", help="a UTF-8 text file; omit for the synthetic language")
+    parser.add_argument("--task", choices=["arithmetic"], help="word problems with exact answers instead "
+                        "(task.py; flags --steps --max_number --train_problems --val_problems --eval_problems)")
     parser.add_argument("--out_dir", default="data/synthetic")
     parser.add_argument("--vocab_size", type=int, default=4096, help="BPE vocabulary size (text only)")
     parser.add_argument("--train_tokens", type=int, default=2_000_000, help="synthetic only")

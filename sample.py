@@ -388,7 +388,8 @@ def cli(argv=None):
         unknown = [w for w in args.prompt.split() if tokenizer.token_to_id(w) is None]
         raise ValueError(f"the prompt has words the model's vocabulary lacks ({', '.join(unknown)}): "
                          f"use its words (lower case; see data.py's lexicon)")
-    if not args.prompt or meta["kind"] == "synthetic":  # documents start after an <eos>
+    word_level = meta["kind"] in ("synthetic", "task")
+    if not args.prompt or word_level:  # documents start after an <eos>
         prompt_ids = ([eos_id] if eos_id is not None else tokenizer.encode("\n").ids) + prompt_ids
     decoder = torch.compile(model) if args.compile else model
 
@@ -402,7 +403,7 @@ def cli(argv=None):
     start = time.perf_counter()
     outputs = run()
     seconds = time.perf_counter() - start
-    separator = " " if meta["kind"] == "synthetic" else ""  # word-level tokens carry no spaces; BPE's do
+    separator = " " if word_level else ""  # word-level tokens carry no spaces; BPE's do
     for i, new in enumerate(outputs):
         print(f"--- sample {i + 1}")
         text = tokenizer.decode(new)  # BPE text keeps its leading space: the prompt's last word may end there

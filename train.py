@@ -67,6 +67,8 @@ class TrainConfig:
     head_spacing: str = option("log", "MinP+ head", "log or linear spacing of the thresholds")
     head_data: str = option("val", "MinP+ head", "val: fit on the first half of val, report on the second; "
                             "train: fit on the LM's training text")
+    head_positions: str = option("all", "MinP+ head", "all: fit on every position; answer: only where the target "
+                                 "is an answer token (task data, python data.py --task)")
     head_tokens: int = option(200_000, "MinP+ head", "positions the head is fitted on (at most the text's)")
     head_val_tokens: int = option(50_000, "MinP+ head", "held-out positions it is evaluated on")
     head_epochs: int = option(100, "MinP+ head", "full-batch AdamW steps on the statistics")
@@ -134,7 +136,8 @@ def resumed_train_config(cfg):
 def check_config(cfg):
     """ValueError for any flag value that cannot work, before any work is done."""
     choices = {"preset": tuple(PRESETS), "head": ("", "minpplus"), "dtype": ("auto", "float32", "bfloat16", "float16"),
-               "head_data": ("val", "train"), "head_reg": ("none", "smooth", "sparse")}
+               "head_data": ("val", "train"), "head_positions": ("all", "answer"),
+               "head_reg": ("none", "smooth", "sparse")}
     for name, allowed in choices.items():
         if getattr(cfg, name) not in allowed:
             raise ValueError(f"unknown --{name} {getattr(cfg, name)!r}: use one of {', '.join(map(repr, allowed))}")
@@ -238,6 +241,14 @@ def evaluate(model, splits, cfg, device, dtype, meta, truth):
     return result
 
 
+def eval_baselines(cfg, meta, train_tokens, val_tokens, device):
+    """(the truth windows (x, p*) on the synthetic language or None, the unigram val loss)."""
+    truth = None
+    if meta["kind"] == "synthetic":
+        truth = data.truth_windows(meta, val_tokens, cfg.truth_windows, cfg.block_size, device)
+    return truth, unigram_loss(train_tokens, val_tokens, meta["vocab_size"])
+
+
 # ----------------------------------------------------------------------------
 # Language-model pretraining
 
@@ -304,6 +315,39 @@ def train_step(train_model, model, optimizer, scaler, tokens, rng, cfg, device, 
     return loss_sum, float(grad_norm)
 
 
+def check_finite(loss, grad_norm, has_scaler, step, ckpt_path):
+    """Stop before a step on a NaN loss or gradient: the weights it would make must never be saved."""
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss} at step {step}: stopping; {kept_message(ckpt_path)}. "
+                                 f"Lower --lr or use --dtype bfloat16/float32")
+    if not has_scaler and not math.isfinite(grad_norm):  # fp16's scaler skips such a step itself
+        raise FloatingPointError(f"gradient norm is {grad_norm} at step {step} (the loss was finite): "
+                                 f"stopping; {kept_message(ckpt_path)}. Lower --lr")
+
+
+def save_lm(path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master):
+    """ckpt.pt with everything --resume needs, every rank's batch RNG included (a collective call)."""
+    rng_states = [rng.bit_generator.state]
+    if world_size > 1:  # every rank's sampler state, so --resume replays each rank's windows
+        rng_states = [None] * world_size
+        dist.all_gather_object(rng_states, rng.bit_generator.state)
+    if master:
+        save_checkpoint({"model": model.state_dict(), "model_config": asdict(model_cfg),
+                         "train_config": asdict(cfg), "optimizer": optimizer.state_dict(),
+                         "scaler": scaler.state_dict(), "step": step, "rng": rng_states,
+                         "torch_rng": torch.get_rng_state()}, path)
+
+
+def eval_and_log(model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path):
+    """One eval: a console line, a metrics row; FloatingPointError on a NaN val loss (before any save)."""
+    result = evaluate(model, splits, cfg, device, dtype, meta, truth)
+    log_metrics(cfg.out_dir, {"step": step, **result, "unigram_loss": unigram})
+    tqdm.write(f"step {step}: " + " | ".join(f"{k} {v:.4f}" for k, v in result.items()))
+    if not math.isfinite(result["val_loss"]):  # never save weights whose eval is NaN
+        raise FloatingPointError(f"val loss is {result['val_loss']} at step {step}: stopping; "
+                                 f"{kept_message(ckpt_path)}. Lower --lr or use --dtype bfloat16/float32")
+
+
 def train_lm(cfg, model_overrides):
     torch.manual_seed(cfg.seed)
     device, dtype = resolve_device(cfg)
@@ -331,34 +375,19 @@ def train_lm(cfg, model_overrides):
         if ckpt:
             forget_metrics_after(cfg.out_dir, "step", step)  # this run logs the later steps again
             print(f"resuming {ckpt_path} at step {step}")
-        if meta["kind"] == "synthetic":
-            truth = data.truth_windows(meta, val_tokens, cfg.truth_windows, cfg.block_size, device)
-        unigram = unigram_loss(train_tokens, val_tokens, meta["vocab_size"])
+        truth, unigram = eval_baselines(cfg, meta, train_tokens, val_tokens, device)
         print(f"model {model.num_params() / 1e6:.2f}M parameters | {cfg.preset} | {device} {dtype} | "
               f"unigram val loss {unigram:.3f}" + (f" | true entropy {data.entropy_of_truth(truth[1]):.3f}"
                                                     if truth else "")
               + (f" | {world_size} processes" if world_size > 1 else ""))
 
     def save(step):
-        rng_states = [rng.bit_generator.state]
-        if world_size > 1:  # every rank's sampler state, so --resume replays each rank's windows
-            rng_states = [None] * world_size
-            dist.all_gather_object(rng_states, rng.bit_generator.state)
-        if master:
-            save_checkpoint({"model": model.state_dict(), "model_config": asdict(model_cfg),
-                             "train_config": asdict(cfg), "optimizer": optimizer.state_dict(),
-                             "scaler": scaler.state_dict(), "step": step, "rng": rng_states,
-                             "torch_rng": torch.get_rng_state()}, ckpt_path)
+        save_lm(ckpt_path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master)
 
     def run_eval(step):
-        if not master:
-            return
-        result = evaluate(eval_model, {"train": train_tokens, "val": val_tokens}, cfg, device, dtype, meta, truth)
-        log_metrics(cfg.out_dir, {"step": step, **result, "unigram_loss": unigram})
-        tqdm.write(f"step {step}: " + " | ".join(f"{k} {v:.4f}" for k, v in result.items()))
-        if not math.isfinite(result["val_loss"]):  # never save weights whose eval is NaN
-            raise FloatingPointError(f"val loss is {result['val_loss']} at step {step}: stopping; "
-                                     f"{kept_message(ckpt_path)}. Lower --lr or use --dtype bfloat16/float32")
+        if master:
+            splits = {"train": train_tokens, "val": val_tokens}
+            eval_and_log(eval_model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path)
 
     stop = StopFlag()
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * world_size
@@ -373,12 +402,7 @@ def train_lm(cfg, model_overrides):
             loss, grad_norm = train_step(train_model, model, optimizer, scaler, train_tokens, rng, cfg, device, dtype)
             loss, stop_votes = sum_over_ranks([loss, float(stop.requested)], world_size, device)
             loss /= world_size
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss} at step {step}: stopping; {kept_message(ckpt_path)}. "
-                                         f"Lower --lr or use --dtype bfloat16/float32")
-            if not scaler.is_enabled() and not math.isfinite(grad_norm):  # fp16's scaler skips such a step itself
-                raise FloatingPointError(f"gradient norm is {grad_norm} at step {step} (the loss was finite): "
-                                         f"stopping; {kept_message(ckpt_path)}. Lower --lr")
+            check_finite(loss, grad_norm, scaler.is_enabled(), step, ckpt_path)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)

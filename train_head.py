@@ -14,6 +14,7 @@ import math
 import os
 from dataclasses import asdict
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -24,7 +25,8 @@ from optim import AdamW, cosine_lr
 from runtime import StopFlag, autocast, kept_message, log_metrics, save_checkpoint
 
 # what a head's statistics and thresholds depend on: a resumed head must not change them
-HEAD_RUN_FIELDS = ("init_from", "data_dir", "head_data", "head_tokens", "dtype", "block_size", "temperature",
+HEAD_RUN_FIELDS = ("init_from", "data_dir", "head_data", "head_positions", "head_tokens", "dtype", "block_size",
+                   "temperature",
                    "head_thresholds", "head_tau_min", "head_spacing")
 
 
@@ -83,6 +85,28 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True):
                          f"{'pass --dtype bfloat16 (fp16 overflows) or ' if dtype == 'float16' else ''}"
                          f"{'raise --temperature or ' if cfg.temperature < 1 else ''}check the checkpoint")
     return S, b, logp_y
+
+
+def answer_rows(tokens, n_tokens, cfg, meta):
+    """(N,) bool, row for row with collect_stats(tokens, n_tokens, cfg): True where the target is
+    an answer token of task data (after the answer marker, up to and including its <eos>)."""
+    if meta.get("answer_id") is None:
+        raise ValueError(f"--head_positions answer needs task data, whose meta.json names its answer marker; "
+                         f"{cfg.data_dir} has none: prepare one with python data.py --task arithmetic")
+    mask = data.answer_mask(tokens, meta["answer_id"], meta["eos_id"])
+    starts = np.concatenate(data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens))
+    targets = np.stack([mask[i + 1:i + cfg.block_size + 1] for i in starts])  # as data.windows_at's y
+    if not targets.any():
+        raise ValueError(f"no answer tokens among the {targets.size:,} positions read from {cfg.data_dir}: "
+                         f"raise --head_tokens")
+    return torch.from_numpy(targets.reshape(-1))
+
+
+def keep_rows(stats, rows):
+    """The statistics (S, b, log p_y) of the rows where rows (N,) is True; all of them when rows is None."""
+    if rows is None:
+        return stats
+    return tuple(t[rows.to(t.device)] for t in stats)
 
 
 def head_optimizer(head, lr):
@@ -222,8 +246,12 @@ def train_head(cfg):
 
     fitted_on = "the first half of val" if cfg.head_data == "val" else "train"
     frozen = torch.compile(model) if cfg.compile else model  # model itself stays plain for its fingerprint
-    fit_stats = collect_stats(frozen, head, fit_tokens, cfg.head_tokens, cfg, device)
-    eval_stats = collect_stats(frozen, head, eval_tokens, cfg.head_val_tokens, cfg, device)
+    answers_only = cfg.head_positions == "answer"  # fitted and judged on answer tokens, as on a verifiable task
+    fit_rows = answer_rows(fit_tokens, cfg.head_tokens, cfg, meta) if answers_only else None
+    eval_rows = answer_rows(eval_tokens, cfg.head_val_tokens, cfg, meta) if answers_only else None
+    fitted_on += ", answer positions only" if answers_only else ""
+    fit_stats = keep_rows(collect_stats(frozen, head, fit_tokens, cfg.head_tokens, cfg, device), fit_rows)
+    eval_stats = keep_rows(collect_stats(frozen, head, eval_tokens, cfg.head_val_tokens, cfg, device), eval_rows)
     print(f"head on {init_from} | {device} {frozen_dtype(device, cfg.dtype)}{' compiled' if cfg.compile else ''} | "
           f"fitted on {len(fit_stats[1]):,} positions of {fitted_on}, evaluated on {len(eval_stats[1]):,} held-out "
           f"ones | temperature {cfg.temperature}")

@@ -1,6 +1,7 @@
 """optim.py against torch's own AdamW and clip_grad_norm_, and the cosine schedule's landmarks."""
 import io
 import math
+import shutil
 
 import pytest
 import torch
@@ -64,6 +65,22 @@ def test_capturable_adamw_with_a_tensor_lr_equals_the_host_version():
     for a, b in zip(host, device_side):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     assert all(torch.is_tensor(s["step"]) and s["step"].dim() == 0 for s in optimizer.state.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available() and not (shutil.which("g++") or shutil.which("clang++")),
+                    reason="torch.compile on a CPU needs a C++ compiler")
+def test_compiled_adamw_equals_the_eager_version_as_lr_changes():
+    eager, compiled = make_params(), make_params()
+    optimizers = AdamW(eager, **HYPER), AdamW(compiled, **HYPER, compiled=True)
+    for step in range(8):
+        for optimizer, params in zip(optimizers, (eager, compiled)):
+            optimizer.param_groups[0]["lr"] = 1e-2 / (1 + step)  # the lr tensor follows a float lr
+            optimizer.zero_grad(set_to_none=True)
+            loss_at(params, step).backward()
+            optimizer.step()
+    for a, b in zip(eager, compiled):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert all(s["step"].item() == 8 or s["step"].item() == 3 for s in optimizers[1].state.values())
 
 
 def test_adamw_state_matches_torch_layout():

@@ -19,16 +19,9 @@ import train
 from head import MinPPlusHead
 from sample import METHODS, filter_logits
 
+from test_train import SMALL, corpus  # noqa: F401 (corpus is a fixture: the same small synthetic data)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = ["--dim", "32", "--n_layers", "2", "--n_heads", "4", "--n_kv_heads", "2", "--max_seq_len", "32",
-         "--batch_size", "8", "--eval_batches", "2", "--truth_windows", "4", "--device", "cpu"]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("data") / "syn")
-    data.prepare_synthetic(path, train_tokens=20_000, val_tokens=4_000, seed=0)
-    return path
 
 
 @pytest.fixture(scope="module")

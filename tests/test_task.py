@@ -1,0 +1,199 @@
+"""The arithmetic task: its answers, its answer mask, the scoring, and the evaluation end to end."""
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import data
+import task
+import train
+import train_head
+
+PLUS = {"finds", "buys", "gets"}  # what the words mean, written here without looking at task.py's templates
+MINUS = {"loses", "sells", "takes"}
+PRONOUNS = {"he", "she"}
+
+
+def solve(question):
+    """The answer, read off the question's words as a person would."""
+    sentences = " ".join(question.split()[:-1]).split(" . ")  # drop the answer marker
+    first = sentences[0].split()
+    assert first[1] == "has"
+    count = int(first[2])
+    for sentence in sentences[1:-1]:
+        words = sentence.rstrip(" .").split()
+        words = [w for w in words if w not in ("then", "later", "after", "that")]
+        amount = int(next(w for w in words if w.isdigit()))
+        verb = words[1]
+        if verb == "gives":  # "he gives 3 to anna" loses them; "anna gives him 3" gains them
+            count += -amount if words[0] in PRONOUNS else amount
+        elif verb in PLUS:
+            count += amount
+        elif verb in MINUS:
+            count -= amount
+        else:
+            raise AssertionError(f"unknown verb in {sentence!r}")
+    assert sentences[-1].startswith("how many")
+    return count
+
+
+@pytest.mark.parametrize("steps,max_number", [(1, 5), (2, 20), (4, 9)])
+def test_generated_answers_are_right(steps, max_number):
+    problems = task.generate_problems(500, steps, max_number, seed=steps)
+    for question, answer in problems:
+        assert question.endswith(" " + task.ANSWER)
+        assert question.count(" . ") == steps + 1
+        assert solve(question) == answer
+        assert all(0 <= int(w) <= max_number for w in question.split() if w.isdigit())
+
+
+def test_generator_is_deterministic_and_varied():
+    assert task.generate_problems(50, seed=3) == task.generate_problems(50, seed=3)
+    assert task.generate_problems(50, seed=3) != task.generate_problems(50, seed=4)
+    answers = [a for _, a in task.generate_problems(2000, 2, 10)]
+    assert set(answers) == set(range(11))
+    with pytest.raises(ValueError, match="--steps"):
+        task.generate_problems(5, steps=0)
+
+
+@pytest.fixture(scope="module")
+def task_dir(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("arith"))
+    task.prepare_task(path, steps=2, max_number=12, train_problems=300, val_problems=50, eval_problems=40)
+    return path
+
+
+def test_prepare_writes_what_data_py_writes(task_dir):
+    meta = data.load_meta(task_dir)
+    assert meta["kind"] == "task" and meta["eos_id"] == 0
+    tok = data.load_tokenizer(task_dir)
+    assert tok.token_to_id(data.EOS) == 0 and tok.token_to_id(data.UNK) == 1
+    assert tok.token_to_id(task.ANSWER) == meta["answer_id"]
+    train = data.open_split(task_dir, "train", meta)
+    assert train[0] == 0 and train[-1] == 0 and (np.asarray(train) == meta["answer_id"]).sum() == 300
+    text = tok.decode(np.asarray(train[1:60]).tolist())
+    assert "has" in text and task.ANSWER in text and data.UNK not in text
+    problems = task.load_problems(task_dir)
+    assert len(problems) == 40
+    train_questions = {q for q, _ in task.generate_problems(300, 2, 12, seed=1)}
+    assert not train_questions & {q for q, _ in problems}  # held out for real
+    assert all(solve(q) == a for q, a in problems)
+
+
+def test_data_py_hands_task_to_task_py(tmp_path, capsys):
+    data.main(["--task", "arithmetic", "--out_dir", str(tmp_path), "--train_problems", "100",
+               "--val_problems", "20", "--eval_problems", "10", "--max_number", "7"])
+    assert data.load_meta(str(tmp_path))["max_number"] == 7
+    assert "10 held-out problems" in capsys.readouterr().out
+
+
+def test_mask_selects_exactly_the_answer_tokens():
+    A, E = 50, 0  # answer marker, <eos>
+    tokens = [E, 5, 6, A, 7, E, 8, 9, 9, A, 3, 4, E, 5]
+    mask = data.answer_mask(tokens, A, E)
+    assert np.flatnonzero(mask).tolist() == [4, 5, 10, 11, 12]
+    assert not data.answer_mask([A, 7, E], A, E)[0]  # the marker itself is no answer token
+
+
+def test_mask_on_a_generated_corpus(task_dir):
+    meta = data.load_meta(task_dir)
+    tokens = np.asarray(data.open_split(task_dir, "train", meta))
+    mask = data.answer_mask(tokens, meta["answer_id"], meta["eos_id"])
+    starts = np.flatnonzero(tokens == meta["answer_id"]) + 1  # every answer: one number, then <eos>
+    assert mask.sum() == 2 * len(starts)
+    assert mask[starts].all() and mask[starts + 1].all() and (tokens[starts + 1] == 0).all()
+    vocab = data.load_tokenizer(task_dir).get_vocab()
+    numbers = {i for w, i in vocab.items() if w.isdigit()}
+    assert all(t in numbers for t in tokens[starts])
+
+
+def test_scoring_on_hand_made_answers():
+    E = 0
+    number_of = {10: 6, 11: 5}  # token id -> value
+    outputs = [[10, E], [11, E], [10], [E], [10, 10], [99, E], [10, 11]]
+    correct, malformed = task.score(outputs, [6, 6, 6, 6, 6, 6, 6], number_of, E)
+    assert correct.tolist() == [True, False, False, False, False, False, False]
+    assert malformed.tolist() == [False, False, True, True, True, True, True]
+
+
+def test_wilson_interval():
+    low, high = task.wilson_interval(0, 10)
+    assert low == 0 and high == pytest.approx(0.2775, abs=1e-4)
+    low, high = task.wilson_interval(5, 10)
+    assert (low, high) == (pytest.approx(0.2366, abs=1e-4), pytest.approx(0.7634, abs=1e-4))
+    assert task.wilson_interval(10, 10)[1] == 1
+
+
+def test_expected_accuracy_is_the_chance_of_a_right_answer():
+    problems = task.Problems([("x", 1), ("x", 2)], {data.EOS: 0, "x": 3, "1": 1, "2": 2})
+    logits = torch.full((2, 2, 4), -1e9)
+    logits[0, 0, 1], logits[0, 1, 0] = 0, 0  # row 0: certainly "1 <eos>", right
+    logits[1, 0, 1:3], logits[1, 1, 0] = 0, 0  # row 1: "1" or "2" evenly, then <eos>: right half the time
+    assert task.expected_accuracy(logits, problems, 0, "temperature", 1.0) == pytest.approx(0.75)
+    assert task.expected_accuracy(logits, problems, 0, "greedy", 1.0) == pytest.approx(0.5)  # argmax: the lower id
+
+
+def test_quick_end_to_end(tmp_path):
+    rows = task.main(["--quick", "--out_dir", str(tmp_path), "--device", "cpu"])
+    results = json.loads((tmp_path / "task_results.json").read_text())
+    assert results == rows
+    methods = {r["method"] for r in rows}
+    assert {"greedy", "min_p tuned", "top_p tuned", "MinP+ all positions", "MinP+ answer positions"} <= methods
+    assert len(rows) == 1 + 7 * len(task.TEMPERATURES)
+    for r in rows:
+        assert 0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1 and 0 <= r["malformed"] <= 1
+
+
+def test_eval_refuses_data_without_a_task(tmp_path):
+    data.prepare_synthetic(str(tmp_path / "syn"), train_tokens=2000, val_tokens=500)
+    with pytest.raises(SystemExit, match="holds no task"):
+        task.main(["--task", str(tmp_path / "syn"), "--ckpt", str(tmp_path / "none.pt")])
+
+
+SMALL_LM = ["--dim", "32", "--n_layers", "2", "--n_heads", "4", "--n_kv_heads", "2", "--max_seq_len", "32",
+            "--batch_size", "8", "--max_steps", "20", "--eval_interval", "20", "--eval_batches", "2", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def lm_dir(task_dir, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("lm"))
+    train.main(["--data_dir", task_dir, "--out_dir", out, *SMALL_LM])
+    return out
+
+
+def test_answer_rows_line_up_with_the_statistics(task_dir):
+    meta = data.load_meta(task_dir)
+    tokens = np.asarray(data.open_split(task_dir, "val", meta))
+    cfg = train.TrainConfig(data_dir=task_dir, block_size=16, batch_size=4)
+    rows = train_head.answer_rows(tokens, 10_000, cfg, meta).numpy()
+    starts = np.concatenate(data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, 10_000))
+    positions = (starts[:, None] + 1 + np.arange(cfg.block_size)).reshape(-1)  # each row's target position
+    assert len(rows) == len(positions)
+    kept = positions[rows]
+    numbers = tokens[kept] != meta["eos_id"]
+    assert (tokens[kept[numbers] - 1] == meta["answer_id"]).all()  # a number right after the marker
+    assert (tokens[kept[~numbers] - 2] == meta["answer_id"]).all()  # the <eos> after that number
+    assert abs(numbers.sum() - (~numbers).sum()) <= 1  # pairs (one may straddle the end of what was read)
+
+
+def test_head_on_answer_positions(lm_dir, task_dir, capsys):
+    train.main(["--head", "minpplus", "--out_dir", lm_dir, "--head_positions", "answer", "--device", "cpu",
+                "--head_epochs", "10", "--batch_size", "8"])
+    out = capsys.readouterr().out
+    with open(os.path.join(lm_dir, "head.json")) as f:
+        assert "answer positions" in json.load(f)["fitted_on"]
+    n_answers = int(out.split("fitted on ")[1].split(" positions")[0].replace(",", ""))
+    assert 0 < n_answers < 2 * 50  # val's first half holds 25 problems: two answer tokens each, at most
+
+
+def test_answer_positions_need_task_data(tmp_path):
+    path = str(tmp_path / "syn")
+    data.prepare_synthetic(path, train_tokens=2000, val_tokens=2000)
+    meta = data.load_meta(path)
+    cfg = train.TrainConfig(data_dir=path, block_size=16)
+    with pytest.raises(ValueError, match="--head_positions answer needs task data"):
+        train_head.answer_rows(data.open_split(path, "val", meta), 1000, cfg, meta)
+    with pytest.raises(SystemExit, match="unknown --head_positions"):
+        train.main(["--head", "minpplus", "--head_positions", "answers", "--data_dir", path])
