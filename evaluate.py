@@ -3,6 +3,7 @@
     python evaluate.py                      # out/ckpt.pt on its synthetic language -> out/eval/
     python evaluate.py --quick              # trains a tiny model on the spot: the whole pipeline in seconds
     python evaluate.py --text FILE.txt      # also bits per byte and sample statistics on a text
+    python evaluate.py --task data/arith --ckpt out/arith/ckpt.pt   # answer accuracy on the task (task.py)
 
 On the synthetic language the val split is halved: MinP+ heads are fitted (one per temperature)
 and every baseline is tuned on windows of the first half; every figure comes from windows of the
@@ -25,6 +26,7 @@ from tqdm import tqdm
 
 import data
 import metrics
+import task
 import train
 import train_head
 from head import MinPPlusHead
@@ -539,6 +541,9 @@ def parse_args(argv):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--task" or a.startswith("--task=") for a in argv):  # the verifiable task: task.py's own flags
+        return task.main(argv)
     try:
         run(argv)
     except (ValueError, OSError) as e:  # bad input: one line, no traceback

@@ -2,8 +2,8 @@
 
     python data.py --task arithmetic --out_dir data/arith        # the corpus and held-out problems
     python train.py --data_dir data/arith --out_dir out/arith    # the LM, on whole problems
-    python task.py --task data/arith --ckpt out/arith/ckpt.pt    # accuracy of every sampler
-    python task.py --quick                                       # the whole pipeline on a tiny task, ~30 s
+    python evaluate.py --task data/arith --ckpt out/arith/ckpt.pt    # accuracy of every sampler
+    python evaluate.py --task --quick                                     # the whole pipeline on a tiny task, ~30 s
 
 Each problem is a few steps of small-number arithmetic about a named person and one kind of
 thing, in plain words, ending with the answer marker, the answer and <eos>:
@@ -405,7 +405,8 @@ def main(argv=None):
 
 def run(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", help="the task's data directory (python data.py --task arithmetic --out_dir DIR)")
+    parser.add_argument("--task", nargs="?", help="the task's data directory (python data.py --task arithmetic "
+                        "--out_dir DIR); bare --task with --quick makes its own")
     parser.add_argument("--ckpt", default="out/ckpt.pt", help="the LM trained on it")
     parser.add_argument("--out_dir", default=None, help="where task_results.json and task_accuracy.png go; "
                         "default: beside --ckpt")
