@@ -372,13 +372,17 @@ def text_pieces(path, start, end):
             offset += len(piece)
 
 
-def train_lines(path, cut, size, progress):
-    """The train part's lines, a piece at a time, for the BPE trainer; the val part is then decoded
-    too, unused, so a byte that is not UTF-8 anywhere stops the run before any file is written."""
+def train_lines(path, cut, size, sample_bytes, progress):
+    """The lines the BPE trainer sees, a piece at a time: the whole train part when it holds no more
+    than sample_bytes, else pieces of it spread evenly, that many bytes in all. Every other piece and
+    the val part are decoded too, unused, so a byte that is not UTF-8 anywhere stops the run before
+    any file is written."""
+    share = min(1.0, sample_bytes / max(cut, 1))
     has_content = False
-    for n_bytes, text in text_pieces(path, 0, cut):
+    for i, (n_bytes, text) in enumerate(text_pieces(path, 0, cut)):
         has_content = has_content or not text.isspace()
-        yield text.splitlines(keepends=True)
+        if int((i + 1) * share) > int(i * share):  # one piece in every 1 / share
+            yield text.splitlines(keepends=True)
         progress.update(n_bytes)
     for n_bytes, text in text_pieces(path, cut, size):
         has_content = has_content or not text.isspace()
@@ -405,9 +409,10 @@ def encode_split(tok, path, start, end, out_path, progress):
     return counts
 
 
-def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1):
+def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokenizer_mb=200):
     """UTF-8 text -> byte-level BPE tokenizer + train/val token files; the last val_fraction of
-    the bytes is val. Two passes over the file (train the BPE, then encode), neither holding it."""
+    the bytes is val. Two passes over the file, neither holding it: train the BPE (on at most
+    tokenizer_mb MB of the train part, spread over it), then encode."""
     if os.path.isdir(input_path):
         raise ValueError(f"{input_path} is a directory: pass --input with one UTF-8 text file "
                          f"(concatenate several first)")
@@ -420,7 +425,7 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1):
         cut = split_point(text_bytes, val_fraction)  # reads only the pages near the mark
     make_out_dir(out_dir)  # before the long part: a bad --out_dir stops the run at once
     with tqdm(total=size, unit="B", unit_scale=True, desc="training the tokenizer") as progress:
-        tok = bpe_tokenizer(train_lines(input_path, cut, size, progress), vocab_size)
+        tok = bpe_tokenizer(train_lines(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)
     write_atomically(os.path.join(out_dir, "tokenizer.json"), tok.save)
     meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": tok.get_vocab_size(),
             "eos_id": None, "dtype": np.dtype(token_dtype(tok.get_vocab_size())).name}
@@ -591,6 +596,8 @@ def prepare(argv=None):
                         "(task.py; flags --steps --max_number --train_problems --val_problems --eval_problems)")
     parser.add_argument("--out_dir", default="data/synthetic")
     parser.add_argument("--vocab_size", type=int, default=4096, help="BPE vocabulary size (text only)")
+    parser.add_argument("--tokenizer_mb", type=float, default=200,
+                        help="train the BPE on at most this many MB of the train part, spread over it (text only)")
     parser.add_argument("--train_tokens", type=int, default=2_000_000, help="synthetic only")
     parser.add_argument("--val_tokens", type=int, default=100_000, help="synthetic only")
     parser.add_argument("--seed", type=int, default=0, help="synthetic only: the language and its corpus")
@@ -601,7 +608,7 @@ def prepare(argv=None):
         raise ValueError("--train_tokens and --val_tokens must be at least 1")
     started = time.perf_counter()
     if args.input:
-        meta = prepare_text(args.input, args.out_dir, args.vocab_size)
+        meta = prepare_text(args.input, args.out_dir, args.vocab_size, tokenizer_mb=args.tokenizer_mb)
     else:
         prepare_synthetic(args.out_dir, args.train_tokens, args.val_tokens, args.seed)
         meta = load_meta(args.out_dir)

@@ -6,6 +6,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from tqdm import tqdm
 
 import data
 
@@ -261,3 +262,15 @@ def test_peak_memory_does_not_grow_with_the_size_of_the_text(tmp_path):
         sizes[mb] = peak_rss_of_preparing(path, tmp_path / f"out{mb}")
     # the whole text in memory took ~60 bytes a byte of text: 160 MB more for 2.7 MB more
     assert sizes[3] - sizes[0.3] < 30 * 2**20, sizes
+
+
+def test_the_tokenizer_trains_on_at_most_its_sample_spread_over_the_train_part(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "PIECE_BYTES", 1000)
+    path = tmp_path / "numbered.txt"
+    path.write_text("".join(f"line {i:05d} {'x' * 88}\n" for i in range(1000)))  # 100-byte lines
+    with tqdm(disable=True) as progress:  # train part: 90 pieces of 10 lines; a sample of 9 of them
+        seen = [line for lines in data.train_lines(str(path), 90_000, 100_000, 9_000, progress) for line in lines]
+    numbers = [int(line.split()[1]) for line in seen]
+    assert len(numbers) == 90 and sorted({n // 100 for n in numbers}) == list(range(9))
+    with tqdm(disable=True) as progress:
+        assert sum(map(len, data.train_lines(str(path), 90_000, 100_000, 90_000, progress))) == 900
