@@ -74,6 +74,7 @@ def main(argv=None):
     parser.add_argument("--mb", type=float, nargs="+", default=[100, 1000], help="text sizes in MB (10^6 bytes)")
     parser.add_argument("--source", nargs="+", help="UTF-8 files to repeat (default: the synthetic language)")
     parser.add_argument("--vocab_size", type=int, default=4096)
+    parser.add_argument("--tokenizer_mb", type=float, default=200, help="data.py's: the BPE's sample of the text")
     parser.add_argument("--in_memory", action="store_true", help="also run the whole-text path (~60 B a byte)")
     parser.add_argument("--tmp", default=None, help="folder for the temporary texts (default: the system's)")
     args = parser.parse_args(argv)
@@ -86,7 +87,8 @@ def main(argv=None):
             write_repeated(path, text, int(mb * 1e6))
             size = os.path.getsize(path)
             runs = {"streamed (data.py)": [sys.executable, "data.py", "--input", path, "--out_dir",
-                                           os.path.join(tmp, "out"), "--vocab_size", str(args.vocab_size)]}
+                                           os.path.join(tmp, "out"), "--vocab_size", str(args.vocab_size),
+                                           "--tokenizer_mb", str(args.tokenizer_mb)]}
             if args.in_memory:
                 runs["whole text in memory"] = [sys.executable, "-c", "import sys, bench.data as b; "
                                                 "b.prepare_in_memory(sys.argv[1], sys.argv[2], int(sys.argv[3]))",
