@@ -604,6 +604,8 @@ def prepare(argv=None):
     args = parser.parse_args(argv)
     if args.input and args.vocab_size <= 257:  # byte-level BPE starts from 256 bytes and <eos>
         raise ValueError(f"--vocab_size {args.vocab_size} must be above 257 (the 256 bytes and <eos>): try 4096")
+    if args.input and not args.tokenizer_mb > 0:
+        raise ValueError(f"--tokenizer_mb {args.tokenizer_mb:g} must be above 0: try 200")
     if not args.input and min(args.train_tokens, args.val_tokens) < 1:
         raise ValueError("--train_tokens and --val_tokens must be at least 1")
     started = time.perf_counter()

@@ -274,3 +274,5 @@ def test_the_tokenizer_trains_on_at_most_its_sample_spread_over_the_train_part(t
     assert len(numbers) == 90 and sorted({n // 100 for n in numbers}) == list(range(9))
     with tqdm(disable=True) as progress:
         assert sum(map(len, data.train_lines(str(path), 90_000, 100_000, 90_000, progress))) == 900
+    with pytest.raises(SystemExit, match="--tokenizer_mb 0 must be above 0"):
+        data.main(["--input", str(path), "--out_dir", str(tmp_path / "o"), "--tokenizer_mb", "0"])
