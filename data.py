@@ -313,7 +313,8 @@ def write_meta(out_dir, meta):
 
 def token_stats(split, counts):
     """What start-up needs to know of a split, from how often each id occurs in it."""
-    stats = {f"{split}_tokens": int(counts.sum()), f"{split}_max_id": int(np.flatnonzero(counts).max(initial=-1))}
+    stats = {f"{split}_tokens": int(counts.sum()),
+             f"{split}_max_id": int(np.flatnonzero(counts).max(initial=-1))}  # -1: no token
     if split == "train":  # the unigram baseline's counts
         stats["train_unigram_counts"] = counts.tolist()
     return stats

@@ -100,7 +100,7 @@ def main(argv=None):
             os.remove(path)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"\n{device_name(torch.device('cpu'))}; load average at the end {load}; vocab {args.vocab_size}; "
-          f"text: {'repeated ' + ', '.join(map(os.path.basename, args.source)) if args.source else 'synthetic language'}")
+          f"text: {'repeated ' + ', '.join(map(os.path.basename, args.source)) if args.source else 'synthetic'}")
 
 
 if __name__ == "__main__":

@@ -179,7 +179,8 @@ def in_memory_prepare(text, vocab_size, val_fraction=0.1):
     cut = data.split_point(text_bytes, val_fraction)
     train_text, val_text = text_bytes[:cut].decode("utf-8"), text_bytes[cut:].decode("utf-8")
     tok = data.bpe_tokenizer(train_text.splitlines(keepends=True), vocab_size)
-    ids = [[i for enc in tok.encode_batch(part.splitlines(keepends=True)) for i in enc.ids] for part in (train_text, val_text)]
+    ids = [[i for enc in tok.encode_batch(part.splitlines(keepends=True)) for i in enc.ids]
+           for part in (train_text, val_text)]
     return tok, cut, ids
 
 
