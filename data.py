@@ -494,7 +494,11 @@ def unigram_counts(meta, train_tokens):
     """How often each id occurs in the train split: meta.json's, counted when the data was
     prepared, or counted now (in slices) for data prepared before meta.json held them."""
     if "train_unigram_counts" in meta:
-        return np.array(meta["train_unigram_counts"], dtype=np.int64)
+        counts = np.array(meta["train_unigram_counts"], dtype=np.int64)
+        if counts.shape != (meta["vocab_size"],):
+            raise ValueError(f"meta.json's train_unigram_counts hold {counts.size:,} counts for vocab_size "
+                             f"{meta['vocab_size']}: it was edited or damaged; re-run data.py")
+        return counts
     counts = np.zeros(meta["vocab_size"], dtype=np.int64)
     for i in range(0, len(train_tokens), SCAN_CHUNK):
         counts += np.bincount(train_tokens[i:i + SCAN_CHUNK], minlength=meta["vocab_size"])

@@ -224,6 +224,9 @@ def test_meta_holds_each_splits_count_max_id_and_the_train_unigram_counts(tmp_pa
     meta["train_tokens"] += 1
     with pytest.raises(ValueError, match="meta.json says"):
         data.open_split(synthetic_dir, "train", meta)
+    meta["train_unigram_counts"].pop()
+    with pytest.raises(ValueError, match="train_unigram_counts hold 186 counts for vocab_size 187"):
+        data.unigram_counts(meta, None)
 
 
 def test_the_cut_in_bytes_is_the_cut_in_characters_and_never_splits_a_character():
