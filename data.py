@@ -5,7 +5,9 @@
     python data.py --task arithmetic --out_dir data/arith                       # word problems (task.py)
 
 Either way out_dir gets tokenizer.json, train.bin, val.bin (uint16 when the vocabulary
-fits, else uint32) and meta.json. train.py reads them through np.memmap.
+fits, else uint32) and meta.json (with each split's token count, largest id and the train
+split's unigram counts, so start-up never scans the tokens). train.py reads them through
+np.memmap. A text is streamed a few MB at a time, so memory stays bounded whatever its size.
 
 The synthetic language is a hidden Markov model: hidden states are (topic, grammatical
 role) pairs, each state emits one word, so the text reads like very simple English
@@ -14,12 +16,16 @@ topic is drawn afresh, so documents are independent and the forward algorithm gi
 exact next-token distribution p*(x_t | x_<t) of any window that starts at an <eos>.
 """
 import argparse
+import itertools
 import json
+import mmap
 import os
 import sys
+import time
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 EOS = "<eos>"
 UNK = "<unk>"
@@ -224,7 +230,8 @@ def word_tokenizer(vocab):
 
 
 def bpe_tokenizer(text_lines, vocab_size):
-    """Train a byte-level BPE on an iterator of lines: every byte sequence stays encodable."""
+    """Train a byte-level BPE on an iterator of lines (or of lists of lines): every byte sequence
+    stays encodable."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
@@ -299,7 +306,18 @@ def write_text(path, text):
 
 
 def write_meta(out_dir, meta):
-    write_text(os.path.join(out_dir, "meta.json"), json.dumps(meta, indent=2))
+    # one line per key: the unigram counts take one long line, not one line per count
+    lines = ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in meta.items())
+    write_text(os.path.join(out_dir, "meta.json"), "{\n" + lines + "\n}\n")
+
+
+def token_stats(split, counts):
+    """What start-up needs to know of a split, from how often each id occurs in it."""
+    stats = {f"{split}_tokens": int(counts.sum()),
+             f"{split}_max_id": int(np.flatnonzero(counts).max(initial=-1))}  # -1: no token
+    if split == "train":  # the unigram baseline's counts
+        stats["train_unigram_counts"] = counts.tolist()
+    return stats
 
 
 def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=0):
@@ -307,48 +325,116 @@ def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=
     make_out_dir(out_dir)
     lang = SyntheticLanguage(seed)
     write_atomically(os.path.join(out_dir, "tokenizer.json"), word_tokenizer(lang.vocab).save)
+    meta = {"kind": "synthetic", "seed": seed, "vocab_size": lang.vocab_size,
+            "eos_id": lang.eos_id, "dtype": np.dtype(token_dtype(lang.vocab_size)).name}
     for split, n, corpus_seed in (("train", train_tokens, seed + 1), ("val", val_tokens, seed + 2)):
         ids = np.concatenate([[lang.eos_id], lang.sample_tokens(n, corpus_seed)])  # starts at <eos>
         write_split(os.path.join(out_dir, f"{split}.bin"), ids, lang.vocab_size)
-    write_meta(out_dir, {"kind": "synthetic", "seed": seed, "vocab_size": lang.vocab_size,
-                         "eos_id": lang.eos_id, "dtype": np.dtype(token_dtype(lang.vocab_size)).name})
+        meta |= token_stats(split, np.bincount(ids, minlength=lang.vocab_size))
+    write_meta(out_dir, meta)
+
+
+# ----------------------------------------------------------------------------
+# Text: streamed in pieces, so memory stays bounded whatever the size of the file
+
+PIECE_BYTES = 1 << 22  # read, decode and encode 4 MB at a time: big batches for the encoder's threads
 
 
 def split_point(text, val_fraction):
-    """Where val starts: just after the last line break before the 1 - val_fraction mark when one
-    lies within a tenth of val's share of it (val then starts on a whole line), else at the mark."""
+    """Where val starts in text (a str, or a file's bytes such as an mmap): just after the last line
+    break before the 1 - val_fraction mark when one lies within a tenth of val's share of it (val
+    then starts on a whole line), else at the mark (in bytes: at the start of the character there)."""
     mark = int(len(text) * (1 - val_fraction))
-    line_start = text.rfind("\n", 0, mark) + 1
-    return line_start if line_start and mark - line_start <= len(text) * val_fraction / 10 else mark
+    near = len(text) * val_fraction / 10
+    newline = "\n" if isinstance(text, str) else b"\n"
+    line_start = text.rfind(newline, max(0, int(mark - near) - 1), mark) + 1  # a farther one is not near
+    if line_start and mark - line_start <= near:
+        return line_start
+    while not isinstance(text, str) and 0 < mark < len(text) and text[mark] & 0xC0 == 0x80:
+        mark -= 1  # a UTF-8 continuation byte: back to the first byte of its character
+    return mark
 
 
-def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1):
-    """UTF-8 text -> byte-level BPE tokenizer + train/val token files; the last val_fraction is val."""
-    try:
-        with open(input_path, encoding="utf-8", newline="") as f:  # newline="": keep \r\n as the file has it
-            text = f.read()
-    except FileNotFoundError:
-        raise ValueError(f"no file at {input_path}: pass --input with a UTF-8 text file")
-    except IsADirectoryError:
+def text_pieces(path, start, end):
+    """The file's bytes [start, end) as (byte count, decoded text) pieces of about PIECE_BYTES, each
+    ending at a line break or at end, so the lines of each piece are whole lines of the text."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        offset = start
+        while offset < end:
+            piece = f.read(min(PIECE_BYTES, end - offset))
+            if not piece.endswith(b"\n"):
+                piece += f.readline(end - offset - len(piece))  # the rest of the line (a long line whole)
+            try:
+                yield len(piece), piece.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise ValueError(f"{path} is not UTF-8 ({e.reason} at byte {offset + e.start}): "
+                                 "convert it to UTF-8 first") from None
+            offset += len(piece)
+
+
+def train_lines(path, cut, size, sample_bytes, progress):
+    """The lines the BPE trainer sees, a piece at a time: the whole train part when it holds no more
+    than sample_bytes, else pieces of it spread evenly, that many bytes in all. Every other piece and
+    the val part are decoded too, unused, so a byte that is not UTF-8 anywhere stops the run before
+    any file is written."""
+    share = min(1.0, sample_bytes / max(cut, 1))
+    has_content = False
+    for i, (n_bytes, text) in enumerate(text_pieces(path, 0, cut)):
+        has_content = has_content or not text.isspace()
+        if int((i + 1) * share) > int(i * share):  # one piece in every 1 / share
+            yield text.splitlines(keepends=True)
+        progress.update(n_bytes)
+    for n_bytes, text in text_pieces(path, cut, size):
+        has_content = has_content or not text.isspace()
+        progress.update(n_bytes)
+    if not has_content:
+        raise ValueError(f"{path} is empty: give a text file with some content")
+
+
+def encode_split(tok, path, start, end, out_path, progress):
+    """Encode the file's bytes [start, end) line by line into the token file out_path, a piece at
+    a time; returns how often each id occurs."""
+    dtype = token_dtype(tok.get_vocab_size())
+    counts = np.zeros(tok.get_vocab_size(), dtype=np.int64)
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            for n_bytes, text in text_pieces(path, start, end):
+                encodings = tok.encode_batch_fast(text.splitlines(keepends=True))  # threads over lines
+                ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=dtype)
+                ids.tofile(f)
+                counts[:] += np.bincount(ids, minlength=len(counts))
+                progress.update(n_bytes)
+    write_atomically(out_path, write)
+    return counts
+
+
+def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokenizer_mb=200):
+    """UTF-8 text -> byte-level BPE tokenizer + train/val token files; the last val_fraction of
+    the bytes is val. Two passes over the file, neither holding it: train the BPE (on at most
+    tokenizer_mb MB of the train part, spread over it), then encode."""
+    if os.path.isdir(input_path):
         raise ValueError(f"{input_path} is a directory: pass --input with one UTF-8 text file "
                          f"(concatenate several first)")
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{input_path} is not UTF-8 ({e.reason} at byte {e.start}): convert it to UTF-8 first")
-    if not text.strip():
+    if not os.path.exists(input_path):
+        raise ValueError(f"no file at {input_path}: pass --input with a UTF-8 text file")
+    size = os.path.getsize(input_path)
+    if size == 0:
         raise ValueError(f"{input_path} is empty: give a text file with some content")
-    cut = split_point(text, val_fraction)
-    train_text, val_text = text[:cut], text[cut:]
-    make_out_dir(out_dir)
-    tok = bpe_tokenizer(train_text.splitlines(keepends=True), vocab_size)
+    with open(input_path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as text_bytes:
+        cut = split_point(text_bytes, val_fraction)  # reads only the pages near the mark
+    make_out_dir(out_dir)  # before the long part: a bad --out_dir stops the run at once
+    with tqdm(total=size, unit="B", unit_scale=True, desc="training the tokenizer") as progress:
+        tok = bpe_tokenizer(train_lines(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)
     write_atomically(os.path.join(out_dir, "tokenizer.json"), tok.save)
     meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": tok.get_vocab_size(),
             "eos_id": None, "dtype": np.dtype(token_dtype(tok.get_vocab_size())).name}
-    for split, split_text in (("train", train_text), ("val", val_text)):
-        lines = split_text.splitlines(keepends=True)
-        ids = [i for enc in tok.encode_batch(lines) for i in enc.ids]
-        write_split(os.path.join(out_dir, f"{split}.bin"), ids, meta["vocab_size"])
-        meta[f"{split}_bytes"] = len(split_text.encode("utf-8"))
-        meta[f"{split}_tokens"] = len(ids)
+    with tqdm(total=size, unit="B", unit_scale=True, desc="encoding") as progress:
+        for split, start, end in (("train", 0, cut), ("val", cut, size)):
+            counts = encode_split(tok, input_path, start, end, os.path.join(out_dir, f"{split}.bin"), progress)
+            meta[f"{split}_bytes"] = end - start
+            meta |= token_stats(split, counts)
     write_meta(out_dir, meta)
     return meta
 
@@ -378,8 +464,12 @@ def load_tokenizer(data_dir):
     return Tokenizer.from_file(path)
 
 
+SCAN_CHUNK = 1 << 24  # tokens read at a time when data prepared before meta.json held its counts is scanned
+
+
 def open_split(data_dir, split, meta):
-    """The split's tokens as a read-only memmap, after checking that every id fits the vocabulary."""
+    """The split's tokens as a read-only memmap, after checking that their number and largest id
+    (meta.json's; scanned for in data prepared before it held them) agree with meta.json."""
     path = os.path.join(data_dir, f"{split}.bin")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         raise ValueError(f"{path} is missing or empty: re-run data.py for {data_dir}")
@@ -388,12 +478,31 @@ def open_split(data_dir, split, meta):
         raise ValueError(f"{path} is {os.path.getsize(path):,} bytes, not a whole number of {meta['dtype']} "
                          f"tokens as meta.json says: the file and meta.json disagree; re-run data.py")
     tokens = np.memmap(path, dtype=np.dtype(meta["dtype"]), mode="r")
-    chunk = 1 << 24  # check in slices so a large file is never read into memory whole
-    top = max(int(tokens[i:i + chunk].max()) for i in range(0, len(tokens), chunk))
+    if len(tokens) != meta.get(f"{split}_tokens", len(tokens)):
+        raise ValueError(f"{path} holds {len(tokens):,} tokens but meta.json says {meta[f'{split}_tokens']:,}: "
+                         "the file and meta.json disagree; re-run data.py")
+    top = meta.get(f"{split}_max_id")
+    if top is None:  # older data: scan in slices, so a large file is never read into memory whole
+        top = max(int(tokens[i:i + SCAN_CHUNK].max()) for i in range(0, len(tokens), SCAN_CHUNK))
     if top >= meta["vocab_size"]:
         raise ValueError(f"{path} holds token id {top} >= vocab_size {meta['vocab_size']}: "
                          "the file and meta.json disagree; re-run data.py")
     return tokens
+
+
+def unigram_counts(meta, train_tokens):
+    """How often each id occurs in the train split: meta.json's, counted when the data was
+    prepared, or counted now (in slices) for data prepared before meta.json held them."""
+    if "train_unigram_counts" in meta:
+        counts = np.array(meta["train_unigram_counts"], dtype=np.int64)
+        if counts.shape != (meta["vocab_size"],):
+            raise ValueError(f"meta.json's train_unigram_counts hold {counts.size:,} counts for vocab_size "
+                             f"{meta['vocab_size']}: it was edited or damaged; re-run data.py")
+        return counts
+    counts = np.zeros(meta["vocab_size"], dtype=np.int64)
+    for i in range(0, len(train_tokens), SCAN_CHUNK):
+        counts += np.bincount(train_tokens[i:i + SCAN_CHUNK], minlength=meta["vocab_size"])
+    return counts
 
 
 def get_batch(tokens, batch_size, block_size, rng, device="cpu"):
@@ -500,22 +609,28 @@ def prepare(argv=None):
                         "(task.py; flags --steps --max_number --train_problems --val_problems --eval_problems)")
     parser.add_argument("--out_dir", default="data/synthetic")
     parser.add_argument("--vocab_size", type=int, default=4096, help="BPE vocabulary size (text only)")
+    parser.add_argument("--tokenizer_mb", type=float, default=200,
+                        help="train the BPE on at most this many MB of the train part, spread over it (text only)")
     parser.add_argument("--train_tokens", type=int, default=2_000_000, help="synthetic only")
     parser.add_argument("--val_tokens", type=int, default=100_000, help="synthetic only")
     parser.add_argument("--seed", type=int, default=0, help="synthetic only: the language and its corpus")
     args = parser.parse_args(argv)
     if args.input and args.vocab_size <= 257:  # byte-level BPE starts from 256 bytes and <eos>
         raise ValueError(f"--vocab_size {args.vocab_size} must be above 257 (the 256 bytes and <eos>): try 4096")
+    if args.input and not args.tokenizer_mb > 0:
+        raise ValueError(f"--tokenizer_mb {args.tokenizer_mb:g} must be above 0: try 200")
     if not args.input and min(args.train_tokens, args.val_tokens) < 1:
         raise ValueError("--train_tokens and --val_tokens must be at least 1")
+    started = time.perf_counter()
     if args.input:
-        meta = prepare_text(args.input, args.out_dir, args.vocab_size)
+        meta = prepare_text(args.input, args.out_dir, args.vocab_size, tokenizer_mb=args.tokenizer_mb)
     else:
         prepare_synthetic(args.out_dir, args.train_tokens, args.val_tokens, args.seed)
         meta = load_meta(args.out_dir)
-    sizes = {s: os.path.getsize(os.path.join(args.out_dir, f"{s}.bin")) // np.dtype(meta["dtype"]).itemsize
-             for s in ("train", "val")}
-    print(f"wrote {args.out_dir}: vocab {meta['vocab_size']}, train {sizes['train']:,} tokens, val {sizes['val']:,} tokens")
+    seconds = time.perf_counter() - started
+    speed = f" ({os.path.getsize(args.input) / 1e6 / seconds:.1f} MB/s)" if args.input else ""
+    print(f"wrote {args.out_dir} in {seconds:.1f} s{speed}: vocab {meta['vocab_size']}, "
+          f"train {meta['train_tokens']:,} tokens, val {meta['val_tokens']:,} tokens")
 
 
 if __name__ == "__main__":

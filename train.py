@@ -206,12 +206,9 @@ def open_data(cfg, master, world_size):
 # Evaluation against data and, on the synthetic language, against the exact distribution
 
 
-def unigram_loss(train_tokens, val_tokens, vocab_size):
+def unigram_loss(train_counts, val_tokens):
     """Cross-entropy on val of add-one-smoothed train unigram frequencies: the bar to clear."""
-    counts = np.ones(vocab_size)
-    chunk = 1 << 24
-    for i in range(0, len(train_tokens), chunk):
-        counts += np.bincount(train_tokens[i:i + chunk], minlength=vocab_size)
+    counts = train_counts + 1.0
     log_freq = np.log(counts / counts.sum())
     return float(-log_freq[np.asarray(val_tokens[:1_000_000], dtype=np.int64)].mean())
 
@@ -246,7 +243,7 @@ def eval_baselines(cfg, meta, train_tokens, val_tokens, device):
     truth = None
     if meta["kind"] == "synthetic":
         truth = data.truth_windows(meta, val_tokens, cfg.truth_windows, cfg.block_size, device)
-    return truth, unigram_loss(train_tokens, val_tokens, meta["vocab_size"])
+    return truth, unigram_loss(data.unigram_counts(meta, train_tokens), val_tokens)
 
 
 # ----------------------------------------------------------------------------

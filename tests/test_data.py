@@ -1,9 +1,12 @@
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import torch
+from tqdm import tqdm
 
 import data
 
@@ -166,3 +169,114 @@ def test_bad_inputs_exit_with_a_message(tmp_path):
     with pytest.raises(ValueError, match="too few for one window of 8"):
         data.document_windows(np.zeros(8, dtype=np.uint16), 0, 4, 8)
     assert len(data.document_windows(np.zeros(9, dtype=np.uint16), 0, 4, 8)) == 2  # starts 0 and 1
+
+
+def in_memory_prepare(text, vocab_size, val_fraction=0.1):
+    """The algorithm prepare_text streams, on the whole text at once (what data.py did before it
+    streamed, but for the cut, now in bytes): BPE trained on the train lines, each split encoded
+    line by line."""
+    text_bytes = text.encode("utf-8")
+    cut = data.split_point(text_bytes, val_fraction)
+    train_text, val_text = text_bytes[:cut].decode("utf-8"), text_bytes[cut:].decode("utf-8")
+    tok = data.bpe_tokenizer(train_text.splitlines(keepends=True), vocab_size)
+    ids = [[i for enc in tok.encode_batch(part.splitlines(keepends=True)) for i in enc.ids]
+           for part in (train_text, val_text)]
+    return tok, cut, ids
+
+
+def varied_text():
+    rng = np.random.default_rng(0)
+    words = "the a fox naïve café ✓ 🦊 jumps over lazy dog's end, said 42 and 1999 — «quoted» ".split(" ")
+    lines = [" ".join(rng.choice(words, size=rng.integers(0, 30))) for _ in range(1500)]
+    ends = rng.choice(["\n", "\r\n", "  \n", "\t\n", "\n\n", "\u2028"], size=len(lines))
+    lines[700] = "x" * 3000  # longer than a piece
+    return "".join(line + end for line, end in zip(lines, ends))
+
+
+def test_streamed_preparation_writes_the_same_tokens_as_the_whole_text_in_memory(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "PIECE_BYTES", 997)  # many pieces, lines across their edges
+    text = varied_text()
+    src = tmp_path / "input.txt"
+    src.write_bytes(text.encode("utf-8"))
+    meta = data.prepare_text(str(src), str(tmp_path / "o"), vocab_size=400)
+    tok, train_bytes, (train_ids, val_ids) = in_memory_prepare(text, vocab_size=400)
+    assert meta["train_bytes"] == train_bytes
+    assert json.loads((tmp_path / "o" / "tokenizer.json").read_text()) == json.loads(tok.to_str())
+    assert data.open_split(str(tmp_path / "o"), "train", meta).tolist() == train_ids
+    assert data.open_split(str(tmp_path / "o"), "val", meta).tolist() == val_ids
+
+
+def test_meta_holds_each_splits_count_max_id_and_the_train_unigram_counts(tmp_path):
+    src = tmp_path / "input.txt"
+    src.write_text(varied_text(), encoding="utf-8")
+    text_dir, synthetic_dir = str(tmp_path / "text"), str(tmp_path / "syn")
+    data.prepare_text(str(src), text_dir, vocab_size=400)
+    data.prepare_synthetic(synthetic_dir, train_tokens=3000, val_tokens=1000)
+    for out in (text_dir, synthetic_dir):
+        meta = data.load_meta(out)
+        for split in ("train", "val"):
+            tokens = np.asarray(data.open_split(out, split, meta))
+            assert meta[f"{split}_tokens"] == len(tokens) and meta[f"{split}_max_id"] == tokens.max()
+        counts = np.bincount(data.open_split(out, "train", meta), minlength=meta["vocab_size"])
+        assert np.array_equal(data.unigram_counts(meta, None), counts)
+        old_meta = {k: v for k, v in meta.items() if k not in ("train_max_id", "train_unigram_counts")}
+        assert np.array_equal(data.unigram_counts(old_meta, data.open_split(out, "train", old_meta)), counts)
+    meta["train_tokens"] += 1
+    with pytest.raises(ValueError, match="meta.json says"):
+        data.open_split(synthetic_dir, "train", meta)
+    meta["train_unigram_counts"].pop()
+    with pytest.raises(ValueError, match="train_unigram_counts hold 186 counts for vocab_size 187"):
+        data.unigram_counts(meta, None)
+
+
+def test_the_cut_in_bytes_is_the_cut_in_characters_and_never_splits_a_character():
+    for text in ("a" * 895 + "\n" + "b" * 104, "a" * 400 + "\n" + "b" * 599, "\n" + "a" * 999, "ab\r\n" * 300):
+        assert data.split_point(text.encode("utf-8"), 0.1) == data.split_point(text, 0.1)
+    text = ("a" + "é" * 1000).encode("utf-8")  # 2001 bytes: the 90 % mark, 1800, is the second byte of an é
+    assert data.split_point(text, 0.1) == 1799 and text[1799:].decode("utf-8") == "é" * 101
+
+
+def test_a_bad_byte_in_the_val_part_stops_before_any_file_is_written(tmp_path):
+    src = tmp_path / "late.txt"
+    src.write_bytes(b"fine line\n" * 1000 + "café\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="is not UTF-8 .* at byte 10003"):
+        data.prepare_text(str(src), str(tmp_path / "o"))
+    assert os.listdir(tmp_path / "o") == []
+
+
+def peak_rss_of_preparing(path, out_dir):
+    """Run data.py --input in a child process with small pieces; its peak resident memory in bytes."""
+    code = ("import resource, sys, data; data.PIECE_BYTES = 1 << 16; data.main(sys.argv[1:]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    done = subprocess.run([sys.executable, "-c", code, "--input", str(path), "--out_dir", str(out_dir),
+                           "--vocab_size", "300"], cwd=root, capture_output=True, text=True, check=True)
+    return int(done.stdout.split()[-1]) * 1024  # ru_maxrss is in KiB on Linux
+
+
+def test_peak_memory_does_not_grow_with_the_size_of_the_text(tmp_path):
+    rng = np.random.default_rng(0)
+    words = np.array("the quick brown fox jumps over a lazy dog while naïve cats nap in the sun".split())
+    line = lambda: " ".join(rng.choice(words, size=12)) + "\n"
+    block = "".join(line() for _ in range(2000)).encode("utf-8")  # about 130 KB
+    sizes = {}
+    for mb in (0.3, 3):
+        path = tmp_path / f"{mb}mb.txt"
+        path.write_bytes(block * int(mb * 10**6 // len(block)))
+        sizes[mb] = peak_rss_of_preparing(path, tmp_path / f"out{mb}")
+    # the whole text in memory took ~60 bytes a byte of text: 160 MB more for 2.7 MB more
+    assert sizes[3] - sizes[0.3] < 30 * 2**20, sizes
+
+
+def test_the_tokenizer_trains_on_at_most_its_sample_spread_over_the_train_part(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "PIECE_BYTES", 1000)
+    path = tmp_path / "numbered.txt"
+    path.write_text("".join(f"line {i:05d} {'x' * 88}\n" for i in range(1000)))  # 100-byte lines
+    with tqdm(disable=True) as progress:  # train part: 90 pieces of 10 lines; a sample of 9 of them
+        seen = [line for lines in data.train_lines(str(path), 90_000, 100_000, 9_000, progress) for line in lines]
+    numbers = [int(line.split()[1]) for line in seen]
+    assert len(numbers) == 90 and sorted({n // 100 for n in numbers}) == list(range(9))
+    with tqdm(disable=True) as progress:
+        assert sum(map(len, data.train_lines(str(path), 90_000, 100_000, 90_000, progress))) == 900
+    with pytest.raises(SystemExit, match="--tokenizer_mb 0 must be above 0"):
+        data.main(["--input", str(path), "--out_dir", str(tmp_path / "o"), "--tokenizer_mb", "0"])
