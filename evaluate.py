@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 import data
+import synthetic
 import metrics
 import task
 import train
@@ -285,7 +286,7 @@ def per_temperature_markdown(rows, grid, report_means, tv_diffs):
 
 def matched_markdown(table, level_names, what, ref):
     """Rows: families; columns: diversity levels; cells: quality and the paired difference vs ref."""
-    lines = [f"| sampler | " + " | ".join(level_names) + " |", "| --- |" + " ---: |" * len(level_names)]
+    lines = ["| sampler | " + " | ".join(level_names) + " |", "| --- |" + " ---: |" * len(level_names)]
     for family, (point, diffs) in table.items():
         cells = [fmt(v) + (f" ({fmt_ci(*(part[j] for part in diffs[ref]))})" if ref in diffs else "")
                  for j, v in enumerate(point)]
@@ -352,7 +353,7 @@ def halves_of_truth(model, val, lang, n_windows):
     half, length = len(val) // 2, model.config.max_seq_len + 1
     out = {}
     for name, tokens in (("tune", val[:half]), ("report", val[half:])):
-        windows = data.document_windows(tokens, lang.eos_id, n_windows, length, disjoint=True)
+        windows = synthetic.document_windows(tokens, lang.eos_id, n_windows, length, disjoint=True)
         out[name] = SimpleNamespace(windows=windows, logits=model_logits(model, windows),
                                     p=torch.from_numpy(lang.next_token_probs(windows[:, :-1])).float(),
                                     y=torch.from_numpy(windows[:, 1:]))
@@ -377,7 +378,7 @@ def paired_tv_diffs(rows, report_sums, draws):
 
 def evaluate_synthetic(args, model, meta, model_name):
     """Items against p*: results.csv, the per-temperature and matched-diversity tables, samples."""
-    lang = data.SyntheticLanguage(meta["seed"])
+    lang = synthetic.SyntheticLanguage(meta["seed"])
     halves = halves_of_truth(model, data.open_split(args.data_dir, "val", meta), lang, args.windows)
     n_pos = {k: h.y.numel() for k, h in halves.items()}
     print(f"truth windows: {len(halves['tune'].y)} to tune ({n_pos['tune']:,} positions), "
@@ -391,7 +392,7 @@ def evaluate_synthetic(args, model, meta, model_name):
     rows = tuned_rows(grid, tune, args.temperatures)
     for T in args.temperatures:
         print(summary_line(T, rows, grid, report))
-    h_true = data.entropy_of_truth(halves["report"].p)
+    h_true = synthetic.entropy_of_truth(halves["report"].p)
     levels = [h_true] + [report["entropy"][rows[(T, "temperature")]] for T in args.temperatures]
     level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p at T={T:g}) = {h:.3f}"
                                                for T, h in zip(args.temperatures, levels[1:])]

@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import data
+import synthetic
 from model import PRESETS, ModelConfig, Transformer, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
 from runtime import StopFlag, autocast, forget_metrics_after, kept_message, log_metrics, save_checkpoint
@@ -233,7 +234,7 @@ def evaluate(model, splits, cfg, device, dtype, meta, truth):
     if truth is not None:
         x, p_true = truth
         with autocast(device, dtype):
-            result["kl_truth"] = data.kl_to_truth(p_true, model(x))
+            result["kl_truth"] = synthetic.kl_to_truth(p_true, model(x))
     model.train()
     return result
 
@@ -242,7 +243,7 @@ def eval_baselines(cfg, meta, train_tokens, val_tokens, device):
     """(the truth windows (x, p*) on the synthetic language or None, the unigram val loss)."""
     truth = None
     if meta["kind"] == "synthetic":
-        truth = data.truth_windows(meta, val_tokens, cfg.truth_windows, cfg.block_size, device)
+        truth = synthetic.truth_windows(meta, val_tokens, cfg.truth_windows, cfg.block_size, device)
     return truth, unigram_loss(data.unigram_counts(meta, train_tokens), val_tokens)
 
 
@@ -374,7 +375,7 @@ def train_lm(cfg, model_overrides):
             print(f"resuming {ckpt_path} at step {step}")
         truth, unigram = eval_baselines(cfg, meta, train_tokens, val_tokens, device)
         print(f"model {model.num_params() / 1e6:.2f}M parameters | {cfg.preset} | {device} {dtype} | "
-              f"unigram val loss {unigram:.3f}" + (f" | true entropy {data.entropy_of_truth(truth[1]):.3f}"
+              f"unigram val loss {unigram:.3f}" + (f" | true entropy {synthetic.entropy_of_truth(truth[1]):.3f}"
                                                     if truth else "")
               + (f" | {world_size} processes" if world_size > 1 else ""))
 

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 import data
+import synthetic
 from head import MinPPlusHead, chunk_stats, diagnostics, format_diagnostics, plot_curve, target_counts
 from model import cuda_graph_replay, fingerprint, load_checkpoint, pick_device, read_checkpoint
 from optim import AdamW, cosine_lr
@@ -223,7 +224,7 @@ def truth_logits(model, meta, eval_tokens, cfg, device):
     language; (None, None) on other data. The LM is frozen: computed once, not at every eval."""
     if meta["kind"] != "synthetic":
         return None, None
-    x, p_true = data.truth_windows(meta, eval_tokens, cfg.truth_windows, cfg.block_size, device)
+    x, p_true = synthetic.truth_windows(meta, eval_tokens, cfg.truth_windows, cfg.block_size, device)
     with torch.no_grad(), autocast(device, frozen_dtype(device, cfg.dtype)):
         return p_true, model(x).float() / cfg.temperature  # at the head's T, as base CE is
 
@@ -256,7 +257,7 @@ def train_head(cfg):
           f"fitted on {len(fit_stats[1]):,} positions of {fitted_on}, evaluated on {len(eval_stats[1]):,} held-out "
           f"ones | temperature {cfg.temperature}")
     p_true, logits = truth_logits(model, meta, eval_tokens, cfg, device)
-    kl_base = data.kl_to_truth(p_true, logits) if p_true is not None else None
+    kl_base = synthetic.kl_to_truth(p_true, logits) if p_true is not None else None
 
     def run_eval(epoch):
         with torch.no_grad():
@@ -264,7 +265,7 @@ def train_head(cfg):
         # CEs, normalised weights, their entropy, share above the lowest threshold, mass above each, c(r)
         row = {"epoch": epoch, **d}
         if p_true is not None:
-            row.update(kl_head=data.kl_to_truth(p_true, head(logits)), kl_base=kl_base)
+            row.update(kl_head=synthetic.kl_to_truth(p_true, head(logits)), kl_base=kl_base)
         log_metrics(cfg.out_dir, row)
         tqdm.write(f"epoch {epoch}: base CE {d['base_ce']:.4f} | head CE {d['head_ce']:.4f} "
                    f"({d['relative_improvement']:+.2%})"

@@ -21,6 +21,7 @@ import time
 import torch
 
 import data
+import synthetic
 from bench.head import device_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,7 +31,7 @@ def source_text(paths):
     """The text to repeat: the given files, or 5 MB of the synthetic language (decoded words)."""
     if paths:
         return b"".join(open(path, "rb").read() for path in paths)
-    lang = data.SyntheticLanguage(0)
+    lang = synthetic.SyntheticLanguage(0)
     words = lang.decode(lang.sample_tokens(1_000_000, seed=1))
     return words.replace(" . ", " .\n").encode("utf-8")  # a sentence a line, as a text file would have
 
@@ -79,7 +80,7 @@ def main(argv=None):
     parser.add_argument("--tmp", default=None, help="folder for the temporary texts (default: the system's)")
     args = parser.parse_args(argv)
     text = source_text(args.source)
-    print(f"| path | text | wall (s) | MB/s | CPU (s) | peak RSS (GB) |\n| --- | ---: | ---: | ---: | ---: | ---: |",
+    print("| path | text | wall (s) | MB/s | CPU (s) | peak RSS (GB) |\n| --- | ---: | ---: | ---: | ---: | ---: |",
           flush=True)
     with tempfile.TemporaryDirectory(dir=args.tmp) as tmp:
         for mb in args.mb:

@@ -16,7 +16,7 @@ import torch
 from bench.head import device_name, time_ms
 from head import MinPPlusHead
 from model import PRESETS, ModelConfig, Transformer
-from sample import filter_logits, generate
+from sample import generate
 
 # Hugging Face generate's tokens/s measured on an H100 at this shape (top_p 0.9, 256 new tokens),
 # and the project's targets for ours: 3x its static cache at batch 1, 1.5x at batch 64

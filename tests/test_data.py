@@ -9,11 +9,12 @@ import torch
 from tqdm import tqdm
 
 import data
+import synthetic
 
 
 @pytest.fixture(scope="module")
 def lang():
-    return data.SyntheticLanguage(seed=0)
+    return synthetic.SyntheticLanguage(seed=0)
 
 
 def test_loader_y_is_x_shifted_by_one_read_from_the_file(tmp_path):
@@ -61,7 +62,7 @@ def test_tiling_batches_count_each_position_at_most_once():
 
 def test_exact_probabilities_sum_to_one(lang):
     tokens = lang.sample_tokens(20_000, seed=5)
-    windows = data.document_windows(np.concatenate([[lang.eos_id], tokens]), lang.eos_id, 30, 64)
+    windows = synthetic.document_windows(np.concatenate([[lang.eos_id], tokens]), lang.eos_id, 30, 64)
     probs = lang.next_token_probs(windows)
     assert probs.shape == (30, 64, lang.vocab_size)
     assert np.allclose(probs.sum(-1), 1.0)
@@ -73,7 +74,7 @@ def test_exact_probabilities_agree_with_empirical_frequencies(lang):
     tokens = np.concatenate([[lang.eos_id], lang.sample_tokens(2_000_000, seed=7)])
     # p*(next | window) averaged over every occurrence of a context must match the counts;
     # with ~20k windows the sampling noise in total variation is about 0.03.
-    windows = data.document_windows(tokens, lang.eos_id, 20_000, 12)
+    windows = synthetic.document_windows(tokens, lang.eos_id, 20_000, 12)
     probs = lang.next_token_probs(windows[:, :-1])
 
     def observed(position):
@@ -90,7 +91,7 @@ def test_exact_probabilities_agree_with_empirical_frequencies(lang):
 
 
 def test_language_is_deterministic_documents_end_at_eos_and_vocab_is_stable(lang):
-    a, b = lang.sample_tokens(5000, seed=3), data.SyntheticLanguage(0).sample_tokens(5000, seed=3)
+    a, b = lang.sample_tokens(5000, seed=3), synthetic.SyntheticLanguage(0).sample_tokens(5000, seed=3)
     assert np.array_equal(a, b) and len(a) >= 5000 and a[-1] == lang.eos_id
     assert not np.array_equal(a[:100], lang.sample_tokens(5000, seed=4)[:100])
     assert lang.trans.shape[0] == lang.emit.shape[0] and np.allclose(lang.trans.sum(1), 1)
@@ -111,7 +112,7 @@ def test_prepare_synthetic_writes_a_consistent_directory(tmp_path):
     assert meta["kind"] == "synthetic" and train.dtype == np.uint16 and len(train) >= 3000
     tok = data.load_tokenizer(out)
     ids = tok.encode("the big cow saw his dog .").ids
-    assert data.SyntheticLanguage(0).decode(ids) == "the big cow saw his dog ."
+    assert synthetic.SyntheticLanguage(0).decode(ids) == "the big cow saw his dog ."
 
 
 def test_prepare_text_round_trips_the_text(tmp_path):
@@ -167,8 +168,8 @@ def test_bad_inputs_exit_with_a_message(tmp_path):
     with pytest.raises(ValueError, match="not a whole number of uint32 tokens"):
         data.open_split(str(out), "train", data.load_meta(str(out)))
     with pytest.raises(ValueError, match="too few for one window of 8"):
-        data.document_windows(np.zeros(8, dtype=np.uint16), 0, 4, 8)
-    assert len(data.document_windows(np.zeros(9, dtype=np.uint16), 0, 4, 8)) == 2  # starts 0 and 1
+        synthetic.document_windows(np.zeros(8, dtype=np.uint16), 0, 4, 8)
+    assert len(synthetic.document_windows(np.zeros(9, dtype=np.uint16), 0, 4, 8)) == 2  # starts 0 and 1
 
 
 def in_memory_prepare(text, vocab_size, val_fraction=0.1):

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import data
+import synthetic
 import evaluate
 import metrics
 from head import MinPPlusHead
@@ -140,10 +140,10 @@ def test_sample_statistics():
 
 def test_disjoint_truth_windows_start_at_eos_and_never_overlap():
     tokens = np.array([0, 5, 6, 0, 7, 0, 8, 9, 10, 0, 11, 12, 13, 14, 0, 1])
-    windows = data.document_windows(tokens, 0, 10, 4, disjoint=True)
+    windows = synthetic.document_windows(tokens, 0, 10, 4, disjoint=True)
     assert windows.tolist() == [[0, 5, 6, 0], [0, 8, 9, 10], [0, 11, 12, 13]]
-    assert data.document_windows(tokens, 0, 2, 4, disjoint=True).tolist() == [[0, 5, 6, 0], [0, 11, 12, 13]]
-    assert data.document_windows(tokens, 0, 2, 4).tolist() == [[0, 5, 6, 0], [0, 7, 0, 8]]  # the first ones
+    assert synthetic.document_windows(tokens, 0, 2, 4, disjoint=True).tolist() == [[0, 5, 6, 0], [0, 11, 12, 13]]
+    assert synthetic.document_windows(tokens, 0, 2, 4).tolist() == [[0, 5, 6, 0], [0, 7, 0, 8]]  # the first ones
 
 
 def test_sampler_params_give_minpplus_its_head_and_strength():
@@ -158,7 +158,7 @@ def test_sampler_params_give_minpplus_its_head_and_strength():
 
 
 def test_quick_runs_end_to_end(tmp_path):
-    lang = data.SyntheticLanguage(0)
+    lang = synthetic.SyntheticLanguage(0)
     text = lang.decode(lang.sample_tokens(3000, seed=5))
     (tmp_path / "some.txt").write_text(text)
     evaluate.main(["--quick", "--out_dir", str(tmp_path), "--text", str(tmp_path / "some.txt")])

@@ -19,7 +19,7 @@ import train
 from head import MinPPlusHead
 from sample import METHODS, filter_logits
 
-from test_train import SMALL, corpus  # noqa: F401 (corpus is a fixture: the same small synthetic data)
+from test_train import SMALL
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -21,13 +21,6 @@ SMALL = ["--dim", "32", "--n_layers", "2", "--n_heads", "4", "--n_kv_heads", "2"
          "--batch_size", "8", "--eval_batches", "4", "--truth_windows", "8", "--device", "cpu"]
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    path = str(tmp_path_factory.mktemp("data") / "syn")
-    data.prepare_synthetic(path, train_tokens=60_000, val_tokens=8_000, seed=0)
-    return path
-
-
 def run(out_dir, corpus, *extra):
     return train.main(["--data_dir", corpus, "--out_dir", str(out_dir), *SMALL, *extra])
 
