@@ -262,7 +262,8 @@ def load_meta(data_dir):
         raise ValueError(f"cannot read {path} ({type(e).__name__}): re-run data.py for {data_dir}") from None
     missing = [k for k in ("vocab_size", "dtype") if not isinstance(meta, dict) or k not in meta]
     if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}: it was not written by data.py; re-run data.py for {data_dir}")
+        raise ValueError(f"{path} lacks {', '.join(missing)}: it was not written by data.py; "
+                         f"re-run data.py for {data_dir}")
     return meta
 
 

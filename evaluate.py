@@ -12,7 +12,6 @@ Writes results.csv (one row per setting), summary.md, samples.csv, text.csv and,
 garbage_vs_lost.png and frontier.png into --out_dir.
 """
 import argparse
-import csv
 import math
 import os
 import sys
@@ -27,6 +26,7 @@ from tqdm import tqdm
 import data
 import synthetic
 import metrics
+import reporting
 import task
 import train
 import train_head
@@ -242,24 +242,7 @@ def bits_per_byte(model, tokens, tokenizer, args):
 
 
 # ----------------------------------------------------------------------------
-# Output
-
-
-def fmt(x, digits=4):
-    return "—" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
-
-
-def fmt_ci(diff, lo, hi, digits=4):
-    return "—" if not np.isfinite(diff) else f"{diff:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
-
-
-def write_csv(path, rows):
-    def write(tmp):
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    data.write_atomically(path, write)
+# Output (the tables and plots themselves are in reporting.py)
 
 
 def result_rows(model_name, grid, report_means):
@@ -270,78 +253,6 @@ def result_rows(model_name, grid, report_means):
         row.update({c: f"{report_means[c][i]:.6g}" for c in metrics.COLUMNS})
         rows.append(row)
     return rows
-
-
-def per_temperature_markdown(rows, grid, report_means, tv_diffs):
-    header = "| T | sampler | G | L | TV | ΔTV vs MinP+ λ=1 [95 % CI] | KL(p*‖q) | KL = ∞ | H(q) | CE | CE = ∞ |"
-    lines = [header, "| ---: | --- |" + " ---: |" * 9]
-    for (T, name), i in rows.items():
-        m = {c: report_means[c][i] for c in metrics.COLUMNS}
-        shown = f"{name} ({knob(grid[i])})" if name.endswith("tuned") else name
-        lines.append(f"| {T:g} | {shown} | {fmt(m['garbage'])} | "
-                     f"{fmt(m['lost'])} | {fmt(m['tv'])} | {fmt_ci(*tv_diffs[(T, name)])} | {fmt(m['kl'])} | "
-                     f"{m['kl_inf_share']:.1%} | {fmt(m['entropy'], 3)} | {fmt(m['ce'])} | {m['ce_inf_share']:.1%} |")
-    return lines
-
-
-def matched_markdown(table, level_names, what, ref):
-    """Rows: families; columns: diversity levels; cells: quality and the paired difference vs ref."""
-    lines = ["| sampler | " + " | ".join(level_names) + " |", "| --- |" + " ---: |" * len(level_names)]
-    for family, (point, diffs) in table.items():
-        cells = [fmt(v) + (f" ({fmt_ci(*(part[j] for part in diffs[ref]))})" if ref in diffs else "")
-                 for j, v in enumerate(point)]
-        lines.append(f"| {family} | " + " | ".join(cells) + " |")
-    return [f"{what}; in brackets the paired difference vs {ref} with its 95 % bootstrap interval "
-            f"(negative: closer to p* than {ref}).", ""] + lines
-
-
-def samples_markdown(stats):
-    keys = list(next(iter(stats.values())))
-    lines = ["| T | sampler | " + " | ".join(keys) + " |", "| ---: | --- |" + " ---: |" * len(keys)]
-    for (T, name), s in stats.items():
-        lines.append(f"| {T:g} | {name} | " + " | ".join(fmt(s[k], 3) for k in keys) + " |")
-    return lines
-
-
-def plot_results(out_dir, grid, report_means, temperatures, curves):
-    """garbage_vs_lost.png and frontier.png; False when matplotlib is not installed."""
-    try:
-        from matplotlib.figure import Figure  # optional: no pyplot, so no global backend state
-    except ImportError:
-        return False
-    for name, draw, size in (("garbage_vs_lost.png", plot_garbage_vs_lost, (4.5 * len(temperatures), 4)),
-                             ("frontier.png", plot_frontiers, (7, 4.5))):
-        fig = Figure(figsize=size)
-        draw(fig, grid, report_means, temperatures, curves)
-        fig.tight_layout()
-        data.write_atomically(os.path.join(out_dir, name), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
-    return True
-
-
-def plot_garbage_vs_lost(fig, grid, report_means, temperatures, curves):
-    """One panel per temperature: each method's knob traced from plain sampling (L = 0) onwards."""
-    for k, T in enumerate(temperatures):
-        ax = fig.add_subplot(1, len(temperatures), k + 1)
-        for method in KNOBS:
-            idx = [i for i, s in enumerate(grid) if s["temperature"] == T and s["method"] in (method, "temperature")]
-            idx.sort(key=lambda i: (report_means["lost"][i], -report_means["garbage"][i]))
-            ax.plot([report_means["lost"][i] for i in idx], [report_means["garbage"][i] for i in idx], ".-",
-                    label=method, lw=2.5 if method in ("minpplus", "min_p") else 1)
-        ax.set_xscale("symlog", linthresh=1e-4)
-        ax.set(yscale="log", xlim=(0, None), title=f"T = {T:g}", xlabel="lost L (p* mass removed)",
-               ylabel="garbage G (q mass where p* = 0)")
-        ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
-
-
-def plot_frontiers(fig, grid, report_means, temperatures, curves):
-    """TV against H(q) along each family's frontier (segments chosen on the tune half)."""
-    ax = fig.add_subplot()
-    for family, (x, y) in curves.items():
-        ax.plot(x, y, "-", label=family, lw=2.5 if family in ("minpplus", "min_p", "temperature") else 1)
-    ax.set(xlabel="entropy H(q), nats (diversity)", ylabel="TV(p*, q)", title="frontiers: quality at each diversity")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7)
 
 
 # ----------------------------------------------------------------------------
@@ -387,7 +298,7 @@ def evaluate_synthetic(args, model, meta, model_name):
     grid = setting_grid(args.t_grid)
     sums = {k: setting_sums(grid, h.logits, h.p, h.y, heads) for k, h in halves.items()}
     tune, report = (metrics.means(sums[k].sum(1)) for k in ("tune", "report"))
-    write_csv(os.path.join(args.out_dir, "results.csv"), result_rows(model_name, grid, report))
+    reporting.write_csv(os.path.join(args.out_dir, "results.csv"), result_rows(model_name, grid, report))
     draws = metrics.bootstrap_weights(len(halves["report"].y), args.bootstrap, args.seed)
     rows = tuned_rows(grid, tune, args.temperatures)
     for T in args.temperatures:
@@ -398,25 +309,25 @@ def evaluate_synthetic(args, model, meta, model_name):
                                                for T, h in zip(args.temperatures, levels[1:])]
     fams = families(grid)
     tv_diffs = paired_tv_diffs(rows, sums["report"], draws)
-    md = {"per_temperature": per_temperature_markdown(rows, grid, report, tv_diffs)}
+    md = {"per_temperature": reporting.per_temperature_markdown(rows, [knob(g) for g in grid], report, tv_diffs)}
     for y_name, what in (("tv", "TV(p*, q)"), ("garbage", "Garbage G")):
         table = metrics.matched_table(fams, tune, sums["report"], levels, draws, "entropy", y_name)
-        md[f"matched_{y_name}"] = matched_markdown(table, level_names, f"{what} at matched entropy H(q)", "minpplus")
+        what = f"{what} at matched entropy H(q)"
+        md[f"matched_{y_name}"] = reporting.matched_markdown(table, level_names, what, "minpplus")
         if y_name == "tv":
-            md["matched_tv_vs_temperature"] = matched_markdown(table, level_names, f"{what} at matched entropy H(q)",
-                                                               "temperature")
+            md["matched_tv_vs_temperature"] = reporting.matched_markdown(table, level_names, what, "temperature")
     md["kept"] = kept_tables(grid, fams, tune, sums["report"], draws, args.temperatures)
     settings = {key: grid[i] for key, i in rows.items()}
     prompts = halves["report"].windows[:args.samples, :args.prompt_tokens]
     stats = sample_stats(model, prompts, settings, heads, args.new_tokens, args.seed, lang.next_token_probs)
-    md["samples"] = samples_markdown(stats)
-    write_csv(os.path.join(args.out_dir, "samples.csv"),
+    md["samples"] = reporting.samples_markdown(stats)
+    reporting.write_csv(os.path.join(args.out_dir, "samples.csv"),
               [{"temperature": T, "sampler": name, **s} for (T, name), s in stats.items()])
     dense = np.linspace(levels[0] - 0.4, levels[-1] + 0.2, 61)
     one = np.ones((1, len(halves["report"].y)))
     curves = {f: (dense, metrics.frontier(tune, sums["report"], m, "entropy", "tv", dense, one)[0])
               for f, m in fams.items()}
-    md["plots"] = plot_results(args.out_dir, grid, report, args.temperatures, curves)
+    md["plots"] = reporting.plot_results(args.out_dir, grid, report, args.temperatures, curves, KNOBS)
     return md
 
 
@@ -429,7 +340,7 @@ def kept_tables(grid, fams, tune, report_sums, draws, temperatures, levels=(0.99
         at_T = {f: m for f, m in families(grid, [T]).items() if f not in ("temperature", "minpplus")}
         table = metrics.matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage",
                                       refs=("min_p",))
-        lines += [f"**T = {T:g}**", ""] + matched_markdown(table, [f"1 − L = {v}" for v in levels],
+        lines += [f"**T = {T:g}**", ""] + reporting.matched_markdown(table, [f"1 − L = {v}" for v in levels],
                                                            "Garbage G at matched kept truth mass", "min_p") + [""]
     return lines
 
@@ -462,7 +373,7 @@ def evaluate_text(args, model, tokens, tokenizer, source):
              "| T | model | model + MinP+ |", "| ---: | ---: | ---: |"]
     lines += [f"| {T:g} | {plain:.4f} | {with_head:.4f} |" for T, (plain, with_head) in bpb.items()]
     rows = [{"source": source, "temperature": T, "bpb_model": a, "bpb_minpplus": b} for T, (a, b) in bpb.items()]
-    return lines + ["", f"Samples on {source}:", ""] + samples_markdown(stats), rows
+    return lines + ["", f"Samples on {source}:", ""] + reporting.samples_markdown(stats), rows
 
 
 def write_summary(path, header, md, text_md):
@@ -583,7 +494,7 @@ def evaluate_checkpoint(args):
                                     os.path.basename(args.text))
         text_md, text_rows = text_md + [""] + lines, text_rows + rows
     if text_rows:
-        write_csv(os.path.join(args.out_dir, "text.csv"), text_rows)
+        reporting.write_csv(os.path.join(args.out_dir, "text.csv"), text_rows)
     heads = "the given head at every temperature" if args.head else "a MinP+ head fitted at each temperature"
     header = [f"# Evaluation of {model_name} on {args.data_dir}", "",
               f"Temperatures {', '.join(f'{T:g}' for T in args.temperatures)}; {args.windows} windows per half; "

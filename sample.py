@@ -346,7 +346,8 @@ def cli(argv=None):
     parser.add_argument("--seed", type=int, default=1337)
     parser.add_argument("--device", default="auto", help="auto: cuda when available, else cpu")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model first: fused kernels "
-                        "in each CUDA-graph decoding step (about 2x the tokens/s on a GPU, after a minute of compiling)")
+                        "in each CUDA-graph decoding step (about 2x the tokens/s on a GPU, after a minute of "
+                        "compiling)")
     parser.add_argument("--method", default="temperature", choices=list(METHODS))
     parser.add_argument("--do_sample", action=argparse.BooleanOptionalAction, default=True,
                         help="--no-do_sample (or --greedy): argmax whatever the method")

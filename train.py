@@ -92,7 +92,8 @@ def build_parser():
                                      argument_default=argparse.SUPPRESS)  # only the flags given are set
     groups = {name: parser.add_argument_group(name) for name in GROUPS}
     for f in dataclasses.fields(TrainConfig):
-        kind = {"action": argparse.BooleanOptionalAction} if f.type is bool else {"type": f.type, "metavar": METAVAR[f.type]}
+        kind = ({"action": argparse.BooleanOptionalAction} if f.type is bool
+                else {"type": f.type, "metavar": METAVAR[f.type]})
         groups[f.metadata["group"]].add_argument(f"--{f.name}", help=f"{f.metadata['help']} [{f.default}]", **kind)
     model_fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
     for name in MODEL_FLAGS:

@@ -94,7 +94,8 @@ def main():
     prompts = torch.randint(0, cfg.vocab_size, (max(args.batch_sizes), args.prompt_tokens)).tolist()
 
     print(f"# generation: {args.preset} ({model.num_params() / 1e6:.1f} M parameters), {args.prompt_tokens} prompt + "
-          f"{args.new_tokens} new tokens, top_p 0.9; {device_name(torch.device(device))}, {dtype}, torch {torch.__version__}"
+          f"{args.new_tokens} new tokens, top_p 0.9; {device_name(torch.device(device))}, {dtype}, "
+          f"torch {torch.__version__}"
           f"{', compiled' if args.compile else ''}")
     if hf is not None:
         import transformers

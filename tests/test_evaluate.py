@@ -122,7 +122,8 @@ def test_segments_join_neighbouring_temperatures_and_knob_values_through_plain_s
     segments = set(evaluate.family_segments(grid, "min_p"))
     plain1, plain2 = index[("temperature", 1.0, None)], index[("temperature", 2.0, None)]
     weakest1 = index[("min_p", 1.0, evaluate.KNOBS["min_p"][0])]
-    assert {(plain1, plain2), (plain1, weakest1), (weakest1, index[("min_p", 2.0, evaluate.KNOBS["min_p"][0])])} <= segments
+    weakest2 = index[("min_p", 2.0, evaluate.KNOBS["min_p"][0])]
+    assert {(plain1, plain2), (plain1, weakest1), (weakest1, weakest2)} <= segments
     assert (plain1, index[("min_p", 1.0, 0.3)]) not in segments  # only neighbours are joined
     assert len(segments) == 12 * 1 + 2 * 11  # 12 nodes per T joined across T, 11 knob steps at each T
     assert set(evaluate.family_segments(grid, "temperature")) == {(plain1, plain2)}

@@ -1,0 +1,98 @@
+"""evaluate.py's output: markdown tables, CSV files and the optional plots (matplotlib)."""
+import csv
+import os
+
+import numpy as np
+
+import data
+import metrics
+
+
+def fmt(x, digits=4):
+    return "—" if x is None or not np.isfinite(x) else f"{x:.{digits}f}"
+
+
+def fmt_ci(diff, lo, hi, digits=4):
+    return "—" if not np.isfinite(diff) else f"{diff:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
+def write_csv(path, rows):
+    def write(tmp):
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    data.write_atomically(path, write)
+
+
+def per_temperature_markdown(rows, knobs, report_means, tv_diffs):
+    """One row per (T, sampler) of rows {(T, name): setting index}; knobs[i] names setting i's value."""
+    header = "| T | sampler | G | L | TV | ΔTV vs MinP+ λ=1 [95 % CI] | KL(p*‖q) | KL = ∞ | H(q) | CE | CE = ∞ |"
+    lines = [header, "| ---: | --- |" + " ---: |" * 9]
+    for (T, name), i in rows.items():
+        m = {c: report_means[c][i] for c in metrics.COLUMNS}
+        shown = f"{name} ({knobs[i]})" if name.endswith("tuned") else name
+        lines.append(f"| {T:g} | {shown} | {fmt(m['garbage'])} | "
+                     f"{fmt(m['lost'])} | {fmt(m['tv'])} | {fmt_ci(*tv_diffs[(T, name)])} | {fmt(m['kl'])} | "
+                     f"{m['kl_inf_share']:.1%} | {fmt(m['entropy'], 3)} | {fmt(m['ce'])} | {m['ce_inf_share']:.1%} |")
+    return lines
+
+
+def matched_markdown(table, level_names, what, ref):
+    """Rows: families; columns: diversity levels; cells: quality and the paired difference vs ref."""
+    lines = ["| sampler | " + " | ".join(level_names) + " |", "| --- |" + " ---: |" * len(level_names)]
+    for family, (point, diffs) in table.items():
+        cells = [fmt(v) + (f" ({fmt_ci(*(part[j] for part in diffs[ref]))})" if ref in diffs else "")
+                 for j, v in enumerate(point)]
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return [f"{what}; in brackets the paired difference vs {ref} with its 95 % bootstrap interval "
+            f"(negative: closer to p* than {ref}).", ""] + lines
+
+
+def samples_markdown(stats):
+    keys = list(next(iter(stats.values())))
+    lines = ["| T | sampler | " + " | ".join(keys) + " |", "| ---: | --- |" + " ---: |" * len(keys)]
+    for (T, name), s in stats.items():
+        lines.append(f"| {T:g} | {name} | " + " | ".join(fmt(s[k], 3) for k in keys) + " |")
+    return lines
+
+
+def plot_results(out_dir, grid, report_means, temperatures, curves, methods):
+    """garbage_vs_lost.png and frontier.png; False when matplotlib is not installed."""
+    try:
+        from matplotlib.figure import Figure  # optional: no pyplot, so no global backend state
+    except ImportError:
+        return False
+    for name, draw, size in (("garbage_vs_lost.png", plot_garbage_vs_lost, (4.5 * len(temperatures), 4)),
+                             ("frontier.png", plot_frontiers, (7, 4.5))):
+        fig = Figure(figsize=size)
+        draw(fig, grid, report_means, temperatures, curves, methods)
+        fig.tight_layout()
+        data.write_atomically(os.path.join(out_dir, name), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return True
+
+
+def plot_garbage_vs_lost(fig, grid, report_means, temperatures, curves, methods):
+    """One panel per temperature: each method's knob traced from plain sampling (L = 0) onwards."""
+    for k, T in enumerate(temperatures):
+        ax = fig.add_subplot(1, len(temperatures), k + 1)
+        for method in methods:
+            idx = [i for i, s in enumerate(grid) if s["temperature"] == T and s["method"] in (method, "temperature")]
+            idx.sort(key=lambda i: (report_means["lost"][i], -report_means["garbage"][i]))
+            ax.plot([report_means["lost"][i] for i in idx], [report_means["garbage"][i] for i in idx], ".-",
+                    label=method, lw=2.5 if method in ("minpplus", "min_p") else 1)
+        ax.set_xscale("symlog", linthresh=1e-4)
+        ax.set(yscale="log", xlim=(0, None), title=f"T = {T:g}", xlabel="lost L (p* mass removed)",
+               ylabel="garbage G (q mass where p* = 0)")
+        ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def plot_frontiers(fig, grid, report_means, temperatures, curves, methods):
+    """TV against H(q) along each family's frontier (segments chosen on the tune half)."""
+    ax = fig.add_subplot()
+    for family, (x, y) in curves.items():
+        ax.plot(x, y, "-", label=family, lw=2.5 if family in ("minpplus", "min_p", "temperature") else 1)
+    ax.set(xlabel="entropy H(q), nats (diversity)", ylabel="TV(p*, q)", title="frontiers: quality at each diversity")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
