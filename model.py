@@ -307,11 +307,12 @@ def pick_device(name):
     return device
 
 
-def read_checkpoint(path, device="cpu"):
+def read_checkpoint(path, device="cpu", mmap=False):
     """The dict train.py saved at path, read with weights_only=True: a checkpoint holds tensors and
-    plain Python values only, so a crafted file that pickles code is refused instead of run."""
+    plain Python values only, so a crafted file that pickles code is refused instead of run.
+    mmap=True maps the tensors instead of reading them, for a caller that needs only the plain values."""
     try:
-        ckpt = torch.load(path, map_location=device, weights_only=True)
+        ckpt = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except FileNotFoundError:
         raise ValueError(f"no checkpoint at {path}: run `python train.py` first or pass the right path")
     except torch.OutOfMemoryError:

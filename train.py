@@ -132,7 +132,7 @@ def resumed_train_config(cfg):
     path = os.path.join(cfg.out_dir, "head_ckpt.pt" if cfg.head else "ckpt.pt")
     if not os.path.exists(path):
         return {}
-    return read_checkpoint(path).get("train_config", {})
+    return read_checkpoint(path, mmap=True).get("train_config", {})  # the config only: no weights read
 
 
 def check_config(cfg):
