@@ -121,16 +121,18 @@ def prepare_task(out_dir, steps=2, max_number=10, train_problems=100_000, val_pr
     if len(held_out) < eval_problems:
         raise ValueError(f"only {len(held_out)} distinct held-out problems with --steps {steps} --max_number "
                          f"{max_number}: ask for fewer --eval_problems or make the task larger")
-    os.makedirs(out_dir, exist_ok=True)
+    data.make_out_dir(out_dir)
     data.write_atomically(os.path.join(out_dir, "tokenizer.json"), data.word_tokenizer(vocab).save)
-    for split, problems in splits.items():
-        data.write_split(os.path.join(out_dir, f"{split}.bin"), problem_tokens(problems, token_id), len(vocab))
-    lines = [json.dumps({"question": q, "answer": a}) for q, a in held_out]
-    data.write_text(os.path.join(out_dir, "problems.jsonl"), "\n".join(lines) + "\n")
     meta = {"kind": "task", "task": "arithmetic", "seed": seed, "steps": steps, "max_number": max_number,
             "vocab_size": len(vocab), "eos_id": token_id[data.EOS], "answer_id": token_id[ANSWER],
             "dtype": np.dtype(data.token_dtype(len(vocab))).name,
             "problems": {"train": train_problems, "val": val_problems, "held_out": len(held_out)}}
+    for split, problems in splits.items():
+        ids = problem_tokens(problems, token_id)
+        data.write_split(os.path.join(out_dir, f"{split}.bin"), ids, len(vocab))
+        meta |= data.token_stats(split, np.bincount(ids, minlength=len(vocab)))  # start-up then scans nothing
+    lines = [json.dumps({"question": q, "answer": a}) for q, a in held_out]
+    data.write_text(os.path.join(out_dir, "problems.jsonl"), "\n".join(lines) + "\n")
     data.write_meta(out_dir, meta)
     return meta
 
