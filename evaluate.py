@@ -114,7 +114,7 @@ def setting_sums(grid, logits, p_true, targets, heads):
     W, T, V = logits.shape
     flat = logits.reshape(-1, V)
     out = np.empty((len(grid), W, len(metrics.STATS)))
-    p_entropy = metrics.truth_entropy(p_true)
+    p_entropy = synthetic.truth_entropy(p_true)
     for i, setting in enumerate(tqdm(grid, desc="settings", leave=False, dynamic_ncols=True)):
         q_logits = filter_logits(flat, setting["method"], **sampler_params(setting, heads)).view(W, T, V)
         out[i] = metrics.window_sums(metrics.position_metrics(p_true, q_logits, targets, p_entropy))
@@ -303,7 +303,7 @@ def evaluate_synthetic(args, model, meta, model_name):
     rows = tuned_rows(grid, tune, args.temperatures)
     for T in args.temperatures:
         print(summary_line(T, rows, grid, report))
-    h_true = synthetic.entropy_of_truth(halves["report"].p)
+    h_true = synthetic.truth_entropy(halves["report"].p).mean().item()
     levels = [h_true] + [report["entropy"][rows[(T, "temperature")]] for T in args.temperatures]
     level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p at T={T:g}) = {h:.3f}"
                                                for T, h in zip(args.temperatures, levels[1:])]

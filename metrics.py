@@ -20,20 +20,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+import synthetic
+
 # what window_sums adds up per window; means() turns them into per-position figures
 STATS = ("garbage", "lost", "tv", "entropy", "kl", "kl_inf", "ce", "ce_inf", "positions")
 COLUMNS = ("garbage", "lost", "tv", "kl", "kl_inf_share", "entropy", "ce", "ce_inf_share")
 
 
-def truth_entropy(p_true):
-    """H(p*) at each position (...): position_metrics takes it precomputed, as p* never changes."""
-    return -torch.special.xlogy(p_true.float(), p_true.float()).sum(-1)
-
-
 def position_metrics(p_true, logits, targets=None, p_entropy=None):
     """Each metric of the module docstring at every position: p_true (..., V) probabilities,
     logits (..., V) whose softmax is q (-inf = removed), targets (...) ids or None, p_entropy
-    truth_entropy(p_true) or None. Returns a dict of (...) float64 tensors; kl and ce are +inf
+    synthetic.truth_entropy(p_true) or None (a caller scoring many q precomputes it once: p*
+    never changes). Returns a dict of (...) float64 tensors; kl and ce are +inf
     where infinite."""
     log_q = F.log_softmax(logits.float(), dim=-1)  # a finite logit keeps a finite log q: no underflow
     q = log_q.exp()
@@ -41,7 +39,7 @@ def position_metrics(p_true, logits, targets=None, p_entropy=None):
     removed = torch.isneginf(log_q)
     lost = torch.where(removed, p, 0.0).sum(-1)
     log_q = log_q.masked_fill_(removed, 0.0)  # q log q and p* log q are then 0 there, not nan
-    p_entropy = truth_entropy(p) if p_entropy is None else p_entropy
+    p_entropy = synthetic.truth_entropy(p) if p_entropy is None else p_entropy
     out = {
         "garbage": (1 - torch.where(p > 0, q, 0.0).sum(-1)).clamp_min(0),
         "lost": lost,

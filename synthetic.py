@@ -234,6 +234,6 @@ def kl_to_truth(p_true, logits):
     return terms.sum(-1).mean().item()
 
 
-def entropy_of_truth(p_true):
-    """Mean entropy of p* per position (nats): the loss a perfect model would reach."""
-    return -torch.xlogy(p_true, p_true).sum(-1).mean().item()
+def truth_entropy(p_true):
+    """H(p*) at each position (...), in nats; its mean is the loss a perfect model would reach."""
+    return -torch.special.xlogy(p_true.float(), p_true.float()).sum(-1)

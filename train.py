@@ -376,7 +376,7 @@ def train_lm(cfg, model_overrides):
             print(f"resuming {ckpt_path} at step {step}")
         truth, unigram = eval_baselines(cfg, meta, train_tokens, val_tokens, device)
         print(f"model {model.num_params() / 1e6:.2f}M parameters | {cfg.preset} | {device} {dtype} | "
-              f"unigram val loss {unigram:.3f}" + (f" | true entropy {synthetic.entropy_of_truth(truth[1]):.3f}"
+              f"unigram val loss {unigram:.3f}" + (f" | true entropy {synthetic.truth_entropy(truth[1]).mean():.3f}"
                                                     if truth else "")
               + (f" | {world_size} processes" if world_size > 1 else ""))
 
