@@ -11,7 +11,6 @@ np.memmap. A text is streamed a few MB at a time, so memory stays bounded whatev
 The synthetic language itself, with its exact next-token distribution, is in synthetic.py.
 """
 import argparse
-import itertools
 import json
 import mmap
 import os
@@ -40,17 +39,24 @@ def word_tokenizer(vocab):
     return tok
 
 
-def bpe_tokenizer(text_lines, vocab_size):
-    """Train a byte-level BPE on an iterator of lines (or of lists of lines): every byte sequence
-    stays encodable."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+# Every line break str.splitlines knows ("\r\n" is one); the tokenizer cuts the text after each
+LINE_BREAK = "\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]"
+
+
+def bpe_tokenizer(texts, vocab_size):
+    """Train a byte-level BPE on an iterator of texts (or of lists of texts): every byte sequence
+    stays encodable. Its pre-tokenizer first cuts the text after every line break, so any text
+    encodes to the tokens of its lines encoded one by one (a run of blanks never spans two
+    lines), and data.py can hand it large blocks of lines rather than one string per line."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.Split(Regex(LINE_BREAK), "merged_with_previous"),
+                                                 pre_tokenizers.ByteLevel(add_prefix_space=False)])
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[EOS], show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(text_lines, trainer=trainer)
+    tok.train_from_iterator(texts, trainer=trainer)
     return tok
 
 
@@ -149,6 +155,7 @@ def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=
 # Text: streamed in pieces, so memory stays bounded whatever the size of the file
 
 PIECE_BYTES = 1 << 22  # read, decode and encode 4 MB at a time: big batches for the encoder's threads
+BLOCK_CHARS = 1 << 16  # each piece goes to the tokenizer as blocks of 64 K characters, one per thread at a time
 
 
 def split_point(text, val_fraction):
@@ -184,17 +191,28 @@ def text_pieces(path, start, end):
             offset += len(piece)
 
 
-def train_lines(path, cut, size, sample_bytes, progress):
-    """The lines the BPE trainer sees, a piece at a time: the whole train part when it holds no more
-    than sample_bytes, else pieces of it spread evenly, that many bytes in all. Every other piece and
-    the val part are decoded too, unused, so a byte that is not UTF-8 anywhere stops the run before
-    any file is written."""
+def line_blocks(text):
+    """text cut into strings of about BLOCK_CHARS characters, each ending at a line break ("\\n")
+    or at the end of text: the tokenizer cuts there anyway, so the blocks' tokens are the text's."""
+    blocks, start = [], 0
+    while start < len(text):
+        end = text.find("\n", start + BLOCK_CHARS) + 1 or len(text)
+        blocks.append(text[start:end])
+        start = end
+    return blocks
+
+
+def train_texts(path, cut, size, sample_bytes, progress):
+    """What the BPE trainer sees, a piece at a time (as line_blocks): the whole train part when it
+    holds no more than sample_bytes, else pieces of it spread evenly, that many bytes in all. Every
+    other piece and the val part are decoded too, unused, so a byte that is not UTF-8 anywhere
+    stops the run before any file is written."""
     share = min(1.0, sample_bytes / max(cut, 1))
     has_content = False
     for i, (n_bytes, text) in enumerate(text_pieces(path, 0, cut)):
         has_content = has_content or not text.isspace()
         if int((i + 1) * share) > int(i * share):  # one piece in every 1 / share
-            yield text.splitlines(keepends=True)
+            yield line_blocks(text)
         progress.update(n_bytes)
     for n_bytes, text in text_pieces(path, cut, size):
         has_content = has_content or not text.isspace()
@@ -204,16 +222,16 @@ def train_lines(path, cut, size, sample_bytes, progress):
 
 
 def encode_split(tok, path, start, end, out_path, progress):
-    """Encode the file's bytes [start, end) line by line into the token file out_path, a piece at
-    a time; returns how often each id occurs."""
+    """Encode the file's bytes [start, end) into the token file out_path, a piece at a time;
+    returns how often each id occurs."""
     dtype = token_dtype(tok.get_vocab_size())
     counts = np.zeros(tok.get_vocab_size(), dtype=np.int64)
 
     def write(tmp):
         with open(tmp, "wb") as f:
             for n_bytes, text in text_pieces(path, start, end):
-                encodings = tok.encode_batch_fast(text.splitlines(keepends=True))  # threads over lines
-                ids = np.fromiter(itertools.chain.from_iterable(e.ids for e in encodings), dtype=dtype)
+                encodings = tok.encode_batch_fast(line_blocks(text))  # threads over blocks
+                ids = np.concatenate([np.array(e.ids, dtype=dtype) for e in encodings])
                 ids.tofile(f)
                 counts[:] += np.bincount(ids, minlength=len(counts))
                 progress.update(n_bytes)
@@ -237,7 +255,7 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
         cut = split_point(text_bytes, val_fraction)  # reads only the pages near the mark
     make_out_dir(out_dir)  # before the long part: a bad --out_dir stops the run at once
     with tqdm(total=size, unit="B", unit_scale=True, desc="training the tokenizer") as progress:
-        tok = bpe_tokenizer(train_lines(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)
+        tok = bpe_tokenizer(train_texts(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)
     write_atomically(os.path.join(out_dir, "tokenizer.json"), tok.save)
     meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": tok.get_vocab_size(),
             "eos_id": None, "dtype": np.dtype(token_dtype(tok.get_vocab_size())).name}

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 import data
 import synthetic
+from tokenizers import Tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -175,12 +176,16 @@ def test_bad_inputs_exit_with_a_message(tmp_path):
 def in_memory_prepare(text, vocab_size, val_fraction=0.1):
     """The algorithm prepare_text streams, on the whole text at once (what data.py did before it
     streamed, but for the cut, now in bytes): BPE trained on the train lines, each split encoded
-    line by line."""
+    one line at a time by a tokenizer that knows nothing of line breaks."""
+    from tokenizers import pre_tokenizers
+
     text_bytes = text.encode("utf-8")
     cut = data.split_point(text_bytes, val_fraction)
     train_text, val_text = text_bytes[:cut].decode("utf-8"), text_bytes[cut:].decode("utf-8")
     tok = data.bpe_tokenizer(train_text.splitlines(keepends=True), vocab_size)
-    ids = [[i for enc in tok.encode_batch(part.splitlines(keepends=True)) for i in enc.ids]
+    byte_level = Tokenizer.from_str(tok.to_str())
+    byte_level.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    ids = [[i for enc in byte_level.encode_batch(part.splitlines(keepends=True)) for i in enc.ids]
            for part in (train_text, val_text)]
     return tok, cut, ids
 
@@ -189,13 +194,16 @@ def varied_text():
     rng = np.random.default_rng(0)
     words = "the a fox naïve café ✓ 🦊 jumps over lazy dog's end, said 42 and 1999 — «quoted» ".split(" ")
     lines = [" ".join(rng.choice(words, size=rng.integers(0, 30))) for _ in range(1500)]
-    ends = rng.choice(["\n", "\r\n", "  \n", "\t\n", "\n\n", "\u2028"], size=len(lines))
+    breaks = ["\n", "\r\n", "  \n", "\t\n", "\n\n", "\n \n", " \r", "\r\r\n", "\x0b", "\x0c", "\x1c",
+              "\x1d", "\x1e", "\x85", "\u2028", "\u2029", " \u2029 \n"]  # every line break Python knows
+    ends = rng.choice(breaks, size=len(lines))
     lines[700] = "x" * 3000  # longer than a piece
     return "".join(line + end for line, end in zip(lines, ends))
 
 
 def test_streamed_preparation_writes_the_same_tokens_as_the_whole_text_in_memory(tmp_path, monkeypatch):
     monkeypatch.setattr(data, "PIECE_BYTES", 997)  # many pieces, lines across their edges
+    monkeypatch.setattr(data, "BLOCK_CHARS", 101)  # many blocks a piece
     text = varied_text()
     src = tmp_path / "input.txt"
     src.write_bytes(text.encode("utf-8"))
@@ -205,6 +213,9 @@ def test_streamed_preparation_writes_the_same_tokens_as_the_whole_text_in_memory
     assert json.loads((tmp_path / "o" / "tokenizer.json").read_text()) == json.loads(tok.to_str())
     assert data.open_split(str(tmp_path / "o"), "train", meta).tolist() == train_ids
     assert data.open_split(str(tmp_path / "o"), "val", meta).tolist() == val_ids
+    assert text.encode("utf-8")[train_bytes - 1] == ord("\n")  # val starts on a whole line, so:
+    saved = data.load_tokenizer(str(tmp_path / "o"))  # encodes any text as its lines, one by one
+    assert saved.encode(text).ids == train_ids + val_ids
 
 
 def test_meta_holds_each_splits_count_max_id_and_the_train_unigram_counts(tmp_path):
@@ -274,10 +285,12 @@ def test_the_tokenizer_trains_on_at_most_its_sample_spread_over_the_train_part(t
     path = tmp_path / "numbered.txt"
     path.write_text("".join(f"line {i:05d} {'x' * 88}\n" for i in range(1000)))  # 100-byte lines
     with tqdm(disable=True) as progress:  # train part: 90 pieces of 10 lines; a sample of 9 of them
-        seen = [line for lines in data.train_lines(str(path), 90_000, 100_000, 9_000, progress) for line in lines]
+        blocks = data.train_texts(str(path), 90_000, 100_000, 9_000, progress)
+        seen = [line for texts in blocks for text in texts for line in text.splitlines()]
     numbers = [int(line.split()[1]) for line in seen]
     assert len(numbers) == 90 and sorted({n // 100 for n in numbers}) == list(range(9))
     with tqdm(disable=True) as progress:
-        assert sum(map(len, data.train_lines(str(path), 90_000, 100_000, 90_000, progress))) == 900
+        texts = [text for texts in data.train_texts(str(path), 90_000, 100_000, 90_000, progress) for text in texts]
+        assert "".join(texts) == path.read_text()[:90_000]
     with pytest.raises(SystemExit, match="--tokenizer_mb 0 must be above 0"):
         data.main(["--input", str(path), "--out_dir", str(tmp_path / "o"), "--tokenizer_mb", "0"])
