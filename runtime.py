@@ -47,23 +47,32 @@ def strict_json(value):
     return value
 
 
-def log_metrics(out_dir, row):
-    """Append one JSON row to out_dir/metrics.jsonl."""
-    with open(os.path.join(out_dir, "metrics.jsonl"), "a") as f:
+def log_metrics(out_dir, row, name="metrics.jsonl"):
+    """Append one JSON row to out_dir/name (the language model's metrics.jsonl, the head's head_metrics.jsonl)."""
+    with open(os.path.join(out_dir, name), "a") as f:
         f.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
 
 
-def forget_metrics_after(out_dir, key, last):
-    """Drop metrics.jsonl rows with row[key] > last: a resumed run logs those steps again, and each
-    step should appear once. Rewritten atomically; no file, nothing to do."""
-    path = os.path.join(out_dir, "metrics.jsonl")
+def restart_metrics(out_dir, name, key, last=None):
+    """Start out_dir/name for a run: a fresh run (last None) empties it; a resumed one keeps the rows
+    with row[key] <= last (it logs the later ones again, and each should appear once). A line that
+    does not parse (a write cut short by a kill) is dropped. Rewritten atomically."""
+    path = os.path.join(out_dir, name)
     if not os.path.exists(path):
         return
-    with open(path) as f:
+    with open(path, errors="replace") as f:
         lines = f.readlines()
-    kept = [line for line in lines if json.loads(line).get(key, 0) <= last]
+    kept = [line for line in lines if last is not None and line.endswith("\n") and parses_within(line, key, last)]
     if len(kept) < len(lines):
         data.write_text(path, "".join(kept))
+
+
+def parses_within(line, key, last):
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and isinstance(row.get(key, 0), (int, float)) and row.get(key, 0) <= last
 
 
 def non_finite_tensors(state):

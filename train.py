@@ -6,8 +6,8 @@
     python train.py --resume                         # continue out/ckpt.pt (or out/head_ckpt.pt)
 
 Every flag is a field of TrainConfig (or of ModelConfig, overriding the preset); --help groups
-them. A run writes into --out_dir: ckpt.pt and metrics.jsonl; the head adds head.json and
-head_ckpt.pt. Under torchrun the LM trains with DDP, one process per GPU (or CPU worker).
+them. A run writes into --out_dir: ckpt.pt and metrics.jsonl; the head adds head.json,
+head_ckpt.pt and head_metrics.jsonl. Under torchrun the LM trains with DDP, one process per GPU (or CPU worker).
 """
 import argparse
 import dataclasses
@@ -26,7 +26,7 @@ import data
 import synthetic
 from model import PRESETS, ModelConfig, Transformer, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
-from runtime import StopFlag, autocast, forget_metrics_after, kept_message, log_metrics, save_checkpoint
+from runtime import StopFlag, autocast, kept_message, log_metrics, restart_metrics, save_checkpoint
 from train_head import train_head
 
 
@@ -50,7 +50,7 @@ class TrainConfig:
     beta1: float = option(0.9, "optimisation", "AdamW beta1")
     beta2: float = option(0.95, "optimisation", "AdamW beta2")
     grad_clip: float = option(1.0, "optimisation", "clip the gradient norm to this; 0: never clip")
-    out_dir: str = option("out", "run", "where checkpoints, metrics.jsonl and head.json go")
+    out_dir: str = option("out", "run", "where checkpoints, metrics logs and head.json go")
     device: str = option("auto", "run", "auto (cuda when visible, else cpu), cpu, cuda, cuda:N")
     dtype: str = option("auto", "run", "auto: bfloat16 on CUDA, float32 on CPU (the head's frozen LM: float16 "
                         "on CUDA); float16 trains with a GradScaler")
@@ -372,9 +372,10 @@ def train_lm(cfg, model_overrides):
     truth, unigram = None, None
     if master:  # only rank 0 evaluates
         if ckpt:
-            forget_metrics_after(cfg.out_dir, "step", step)  # this run logs the later steps again
             print(f"resuming {ckpt_path} at step {step}")
         truth, unigram = eval_baselines(cfg, meta, train_tokens, val_tokens, device)
+        # once nothing is left to fail before training: a fresh run starts a fresh log
+        restart_metrics(cfg.out_dir, "metrics.jsonl", "step", step if ckpt else None)
         print(f"model {model.num_params() / 1e6:.2f}M parameters | {cfg.preset} | {device} {dtype} | "
               f"unigram val loss {unigram:.3f}" + (f" | true entropy {synthetic.truth_entropy(truth[1]).mean():.3f}"
                                                     if truth else "")

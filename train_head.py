@@ -7,7 +7,7 @@ threshold bucket, the target's bucket and log p of the target; see head.py), and
 logits again. `fit_head` is the same fitting as one call, for callers with statistics at hand.
 
 train_head(cfg) is the whole job: statistics of the fitting text and of held-out text, fitting
-with an eval round every fifth of the epochs (one console line, one metrics.jsonl row each),
+with an eval round every fifth of the epochs (one console line, one head_metrics.jsonl row each),
 head_ckpt.pt for --resume, and head.json (thresholds, weights, temperature, which LM) at the end.
 """
 import math
@@ -23,7 +23,7 @@ import synthetic
 from head import MinPPlusHead, chunk_stats, diagnostics, format_diagnostics, plot_curve, target_counts
 from model import cuda_graph_replay, fingerprint, load_checkpoint, pick_device, read_checkpoint
 from optim import AdamW, cosine_lr
-from runtime import StopFlag, autocast, kept_message, log_metrics, save_checkpoint
+from runtime import StopFlag, autocast, kept_message, log_metrics, restart_metrics, save_checkpoint
 
 # what a head's statistics and thresholds depend on: a resumed head must not change them
 HEAD_RUN_FIELDS = ("init_from", "data_dir", "head_data", "head_positions", "head_tokens", "dtype", "block_size",
@@ -258,6 +258,7 @@ def train_head(cfg):
           f"ones | temperature {cfg.temperature}")
     p_true, logits = truth_logits(model, meta, eval_tokens, cfg, device)
     kl_base = synthetic.kl_to_truth(p_true, logits) if p_true is not None else None
+    restart_metrics(cfg.out_dir, "head_metrics.jsonl", "epoch", epoch if cfg.resume else None)  # as train.py
 
     def run_eval(epoch):
         with torch.no_grad():
@@ -266,7 +267,7 @@ def train_head(cfg):
         row = {"epoch": epoch, **d}
         if p_true is not None:
             row.update(kl_head=synthetic.kl_to_truth(p_true, head(logits)), kl_base=kl_base)
-        log_metrics(cfg.out_dir, row)
+        log_metrics(cfg.out_dir, row, "head_metrics.jsonl")
         tqdm.write(f"epoch {epoch}: base CE {d['base_ce']:.4f} | head CE {d['head_ce']:.4f} "
                    f"({d['relative_improvement']:+.2%})"
                    + (f" | KL(p*||q) {row['kl_head']:.4f} vs KL(p*||p) {kl_base:.4f}" if p_true is not None else ""))

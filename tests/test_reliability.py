@@ -104,8 +104,12 @@ def test_hostile_head_files_are_value_errors(tmp_path, content, message):
 
 def test_metrics_are_strict_json_and_a_resume_logs_each_step_once(tmp_path, corpus):
     run = ["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "3"]
+    (tmp_path / "metrics.jsonl").write_text('{"step": 9, "train_loss_step": 1.0}\n')  # an older run's log
     train.main([*run, "--max_steps", "4"])
-    runtime.log_metrics(str(tmp_path), {"step": 5, "loss": math.nan})  # a row past the checkpoint, as a crash leaves
+    runtime.log_metrics(str(tmp_path), {"step": 3, "loss": math.nan})  # kept by the resume: must be strict JSON
+    runtime.log_metrics(str(tmp_path), {"step": 5, "loss": 1.0})  # a row past the checkpoint, as a crash leaves
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "train_lo')  # a write cut short by a kill
     train.main([*run, "--max_steps", "6", "--resume"])
 
     def refuse(constant):
@@ -113,7 +117,8 @@ def test_metrics_are_strict_json_and_a_resume_logs_each_step_once(tmp_path, corp
 
     rows = [json.loads(line, parse_constant=refuse) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in rows if "train_loss_step" in r]
-    assert steps == [1, 2, 3, 4, 5, 6] and all(r.get("loss", 0) is not None for r in rows)
+    assert steps == [1, 2, 3, 4, 5, 6]
+    assert [r["loss"] for r in rows if "loss" in r] == [None]
     assert runtime.strict_json({"a": [math.inf, 1.0], "b": math.nan}) == {"a": [None, 1.0], "b": None}
 
 

@@ -54,8 +54,8 @@ def interrupt_at(call):
     return then
 
 
-def read_metrics(out_dir):
-    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+def read_metrics(out_dir, name="metrics.jsonl"):
+    with open(os.path.join(out_dir, name)) as f:
         return [json.loads(line) for line in f]
 
 
@@ -115,7 +115,9 @@ def test_head_training_improves_on_an_undertrained_model(tmp_path, corpus, capsy
     run(tmp_path, corpus, "--max_steps", "150", "--eval_interval", "150", "--lr", "1e-2", "--warmup_steps", "10")
     run_head(tmp_path, corpus, "--head_tokens", "20000", "--head_val_tokens", "8000", "--head_epochs", "40",
              "--head_lr", "0.2", "--truth_windows", "8", "--head_prune_below", "0.01")
-    rows = [r for r in read_metrics(tmp_path) if "head_ce" in r]
+    rows = read_metrics(tmp_path, "head_metrics.jsonl")
+    assert [r["epoch"] for r in rows] == [8, 16, 24, 32, 40]
+    assert not any("head_ce" in r for r in read_metrics(tmp_path))  # the LM's log is the LM's alone
     assert rows[-1]["head_ce"] < rows[-1]["base_ce"]
     assert rows[-1]["kl_head"] < rows[-1]["kl_base"]
     with open(tmp_path / "head.json") as f:
@@ -191,6 +193,9 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
     a = torch.load(tmp_path / "straight" / "head_ckpt.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
     assert a["epoch"] == b["epoch"] == 20
+    straight, split = (read_metrics(tmp_path / run, "head_metrics.jsonl") for run in ("straight", "split"))
+    assert [r["epoch"] for r in split] == [r["epoch"] for r in straight] == [4, 8, 12, 16, 20]
+    assert split[-1]["head_ce"] == straight[-1]["head_ce"]
     assert torch.equal(a["head"]["theta"], b["head"]["theta"]) and torch.equal(a["head"]["tau"], b["head"]["tau"])
     with open(tmp_path / "straight" / "head.json") as f, open(tmp_path / "split" / "head.json") as g:
         assert json.load(f)["weights"] == json.load(g)["weights"]
@@ -205,7 +210,7 @@ def test_head_kl_and_ce_are_both_at_the_head_temperature(tmp_path, corpus):
     for T in ("0.5", "1.0"):  # the untrained head (99 % of its weight on tau = 0): nearly the identity
         run_head(tmp_path / T, corpus, "--init_from", str(tmp_path / "ckpt.pt"), "--temperature", T,
                  "--head_lr", "0", "--head_epochs", "1")
-        rows[T] = [r for r in read_metrics(tmp_path / T) if "kl_head" in r][-1]
+        rows[T] = read_metrics(tmp_path / T, "head_metrics.jsonl")[-1]
         assert rows[T]["head_ce"] == pytest.approx(rows[T]["base_ce"], abs=0.01)
         assert rows[T]["kl_head"] == pytest.approx(rows[T]["kl_base"], abs=0.01)  # both KLs at the head's T
     assert rows["0.5"]["kl_base"] > rows["1.0"]["kl_base"] + 0.1  # which matters: T = 0.5 is far from the truth
