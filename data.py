@@ -253,6 +253,8 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
         raise ValueError(f"{input_path} is empty: give a text file with some content")
     with open(input_path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as text_bytes:
         cut = split_point(text_bytes, val_fraction)  # reads only the pages near the mark
+    if not 0 < cut < size:
+        raise ValueError(f"{input_path} holds {size} byte(s), too few to split into train and val: give a longer text")
     make_out_dir(out_dir)  # before the long part: a bad --out_dir stops the run at once
     with tqdm(total=size, unit="B", unit_scale=True, desc="training the tokenizer") as progress:
         tok = bpe_tokenizer(train_texts(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)

@@ -31,8 +31,8 @@ import task
 import train
 import train_head
 from head import MinPPlusHead
-from model import fingerprint, load_checkpoint, pick_device
-from sample import METHODS, filter_logits, generate, load_text_side
+from model import fingerprint, load_checkpoint, pick_device, trained_data_dir
+from sample import METHODS, check_temperatures, filter_logits, generate, load_text_side
 
 KNOBS = {  # each method's grid, weakest first: plain temperature (every family's knob-0 member) comes before it
     "top_k": [64, 48, 32, 24, 16, 12, 8, 5, 3, 2, 1],
@@ -208,7 +208,8 @@ def sample_stats(model, prompts, settings, heads, new_tokens, seed, p_true_of=No
 
 
 def text_tokens(path, tokenizer):
-    """A UTF-8 file's tokens under the model's tokenizer, line by line as data.py encodes."""
+    """A UTF-8 file's tokens under the model's tokenizer, one line at a time: the tokens data.py
+    writes for it, whether the tokenizer splits at line breaks itself (data.py's now) or not."""
     try:
         with open(path, encoding="utf-8", newline="") as f:
             lines = f.read().splitlines(keepends=True)
@@ -217,14 +218,19 @@ def text_tokens(path, tokenizer):
     return np.asarray([i for enc in tokenizer.encode_batch(lines) for i in enc.ids], dtype=np.int64)
 
 
+def check_two_windows(tokens, model):
+    """ValueError unless the text holds two whole windows of the model's context (one to fit, one to score)."""
+    if (len(tokens) - 1) // model.config.max_seq_len < 2:
+        raise ValueError(f"the text ({len(tokens):,} tokens) is too short for two windows of the model's context "
+                         f"({model.config.max_seq_len}): give a longer text")
+
+
 def bits_per_byte(model, tokens, tokenizer, args):
     """{T: (bpb of the model, bpb of the model + its head fitted at T)}: the head fitted on the
     first half of the text's windows, both scored on the second. Bytes are those of the decoded
     target tokens of each window (a character split by a window's edge may count a byte or two off)."""
-    length = model.config.max_seq_len + 1
-    windows = tiled_windows(tokens, 2 * args.windows, length)
-    if len(windows) < 2:
-        raise ValueError("the text is too short for two windows of the model's context: give a longer text")
+    check_two_windows(tokens, model)
+    windows = tiled_windows(tokens, 2 * args.windows, model.config.max_seq_len + 1)
     fit, report = windows[:len(windows) // 2], windows[len(windows) // 2:]
     logits = {"fit": model_logits(model, fit), "report": model_logits(model, report)}
     heads = fit_heads(logits["fit"], torch.from_numpy(fit[:, 1:]), args.temperatures, args.head_epochs,
@@ -408,11 +414,14 @@ def parse_grid(text):
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
+            if not (math.isfinite(start) and math.isfinite(stop) and 0 < step < math.inf):
+                raise ValueError
             values = np.arange(start, stop + step / 2, step)
         else:
             values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise ValueError(f"--t_grid {text!r}: write start:stop:step (0.5:3.0:0.1) or a list (1.0,1.5,2.0)") from None
+        raise ValueError(f"--t_grid {text!r}: write start:stop:step with a step > 0 (0.5:3.0:0.1) "
+                         "or a list (1.0,1.5,2.0)") from None
     return [round(float(v), 6) for v in values]
 
 
@@ -443,12 +452,8 @@ def parse_args(argv):
     if min(args.windows, args.bootstrap, args.samples, args.prompt_tokens, args.new_tokens, args.head_epochs) < 1:
         raise ValueError("--windows, --bootstrap, --samples, --prompt_tokens, --new_tokens and --head_epochs "
                          "must be at least 1")
-    if not all(math.isfinite(T) and T > 0 for T in args.temperatures):
-        raise ValueError(f"--temperatures {args.temperatures}: every temperature must be a finite number > 0")
-    args.temperatures = [round(T, 6) for T in args.temperatures]
-    args.t_grid = sorted(set(parse_grid(args.t_grid)) | set(args.temperatures))
-    if min(args.t_grid) <= 0:
-        raise ValueError(f"--t_grid holds {min(args.t_grid)}: temperatures must be > 0")
+    args.temperatures = check_temperatures(args.temperatures)
+    args.t_grid = check_temperatures(parse_grid(args.t_grid) + args.temperatures, "--t_grid")
     return args
 
 
@@ -474,8 +479,14 @@ def evaluate_checkpoint(args):
     start = time.perf_counter()
     device = pick_device(args.device)
     model, ckpt = load_checkpoint(args.ckpt, device)
+    if args.new_tokens >= model.config.max_seq_len:  # checked now, not after minutes of evaluation
+        raise ValueError(f"--new_tokens {args.new_tokens} must be below {args.ckpt}'s context "
+                         f"{model.config.max_seq_len}: pass a smaller one")
     tokenizer, meta = load_text_side(ckpt, args.ckpt, args.data_dir, model.config.vocab_size)
-    args.data_dir = args.data_dir or ckpt["train_config"]["data_dir"]
+    args.data_dir = args.data_dir or trained_data_dir(ckpt, args.ckpt)
+    extra_text = text_tokens(args.text, tokenizer) if args.text else None  # a bad --text fails here, at once
+    if args.text:
+        check_two_windows(extra_text, model)
     args.given_head = None
     if args.head:
         args.given_head, _ = MinPPlusHead.load_json(args.head, vocab_size=model.config.vocab_size,
@@ -490,8 +501,7 @@ def evaluate_checkpoint(args):
                                          tokenizer, f"{args.data_dir} (val)")
         text_md += lines
     if args.text:
-        lines, rows = evaluate_text(args, model, text_tokens(args.text, tokenizer), tokenizer,
-                                    os.path.basename(args.text))
+        lines, rows = evaluate_text(args, model, extra_text, tokenizer, os.path.basename(args.text))
         text_md, text_rows = text_md + [""] + lines, text_rows + rows
     if text_rows:
         reporting.write_csv(os.path.join(args.out_dir, "text.csv"), text_rows)

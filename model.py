@@ -5,6 +5,7 @@ The whole model is in this file. `Transformer(config)(idx)` returns logits (B, T
 """
 import hashlib
 import math
+import os
 import pickle
 from dataclasses import dataclass
 
@@ -31,6 +32,8 @@ class ModelConfig:
         for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "multiple_of", "max_seq_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be at least 1")
+        if self.hidden_dim < 0:
+            raise ValueError(f"hidden_dim={self.hidden_dim} must be at least 1 (or 0: 8/3 * dim)")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout={self.dropout} must lie in [0, 1)")
         if self.dim % self.n_heads:
@@ -345,3 +348,13 @@ def load_checkpoint(path, device="cpu"):
         raise ValueError(f"{path}'s weights do not fit its own model_config ({str(e).splitlines()[0]}): "
                          f"the file is damaged or was edited; use another checkpoint") from None
     return model.to(device).eval(), ckpt
+
+
+def trained_data_dir(ckpt, path):
+    """The data directory the checkpoint at path was trained on, as train.py saved it; ValueError,
+    naming the fix, when it is not recorded or not here."""
+    data_dir = ckpt.get("train_config", {}).get("data_dir")
+    if data_dir is None or not os.path.exists(os.path.join(data_dir, "meta.json")):
+        raise ValueError(f"{path} was trained on data in {data_dir!r}, which is not here "
+                         f"(relative paths count from the current directory): pass --data_dir")
+    return data_dir

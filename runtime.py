@@ -19,6 +19,21 @@ def autocast(device, dtype):
     return torch.autocast(device_type=torch.device(device).type, dtype=getattr(torch, dtype))
 
 
+# dense bf16 tensor-core peaks, TFLOP/s, by a part of the device name: the first that matches
+PEAK_TFLOPS = {"H100 PCIe": 756, "H100 NVL": 835, "H200 NVL": 835, "H100": 989, "H200": 989, "B200": 2250,
+               "A100": 312, "L40S": 362, "L4": 121}
+
+
+def peak_flops(device):
+    """The device's dense bf16 peak in FLOP/s, for MFU; None on a CPU (its peak depends on its vector
+    units and clocks) or on a GPU not in PEAK_TFLOPS."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((tflops * 1e12 for part, tflops in PEAK_TFLOPS.items() if part in name), None)
+
+
 class StopFlag:
     """Ctrl-C asks the loop to stop after the current step (and save); a second Ctrl-C kills."""
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import data
 from head import MinPPlusHead, check_strength, log_ratio, log_threshold
-from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint, pick_device
+from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint, pick_device, trained_data_dir
 
 # a prefix whose mass is within this of top_p / typical_p counts as reaching it: fp32
 # probabilities cannot tell 0.8 from 0.79999995, and users mean the former
@@ -137,6 +137,14 @@ METHODS = {  # method -> (its function, its parameter, the check the value must 
     "minpplus": (minpplus, "head", lambda v: isinstance(v, MinPPlusHead), "a MinPPlusHead (--head PATH.json)"),
 }
 PARAMS = [name for _, name, _, _ in METHODS.values() if name]
+
+
+def check_temperatures(values, flag="--temperatures"):
+    """values rounded to 6 places, distinct and sorted (tables and plots run from low to high),
+    after checking that each is a finite number > 0; ValueError naming flag otherwise."""
+    if not all(math.isfinite(T) and T > 0 for T in values):
+        raise ValueError(f"{flag} {' '.join(f'{T:g}' for T in values)}: every temperature must be a finite number > 0")
+    return sorted({round(T, 6) for T in values})
 
 
 def check_params(method, temperature=1.0, temperature_last=False, value_needed=True, head_strength=1.0, **params):
@@ -317,11 +325,7 @@ def load_head(path, model, temperature):
 
 def load_text_side(ckpt, ckpt_path, data_dir, vocab_size):
     """(tokenizer, meta) of the data the checkpoint was trained on, checked against the model."""
-    if data_dir is None:
-        data_dir = ckpt.get("train_config", {}).get("data_dir")
-        if data_dir is None or not os.path.exists(os.path.join(data_dir, "meta.json")):
-            raise ValueError(f"{ckpt_path} was trained on data in {data_dir!r}, which is not here "
-                             f"(relative paths count from the current directory): pass --data_dir")
+    data_dir = data_dir or trained_data_dir(ckpt, ckpt_path)
     meta = data.load_meta(data_dir)
     if meta["vocab_size"] != vocab_size:
         raise ValueError(f"{data_dir} has vocab_size {meta['vocab_size']} but the model has {vocab_size}: "
@@ -363,11 +367,16 @@ def cli(argv=None):
     parser.add_argument("--n_sigma", type=float)
     parser.add_argument("--head", default=None, help="MinP+ head JSON for --method minpplus; default: "
                                                      "head.json beside --ckpt")
-    parser.add_argument("--head_strength", type=float, default=1.0, help="MinP+ strength lambda >= 0: "
+    parser.add_argument("--head_strength", type=float, default=None, help="MinP+ strength lambda >= 0 (default 1): "
                         "softmax(z / T + lambda * log c(r)); 0 no head, 1 the fitted head, above 1 stronger")
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         raise ValueError(f"--num_samples {args.num_samples} must be >= 1")
+    method_of = {name: method for method, (_, name, _, _) in METHODS.items() if name} | {"head_strength": "minpplus"}
+    stray = [name for name, method in method_of.items() if getattr(args, name) is not None and method != args.method]
+    if stray:  # a flag that would be silently ignored: say so rather than sample with something else
+        raise ValueError(f"--{stray[0]} belongs to --method {method_of[stray[0]]}, not --method {args.method}: "
+                         f"add --method {method_of[stray[0]]} or drop --{stray[0]}")
 
     device = pick_device(args.device)
     model, ckpt = load_checkpoint(args.ckpt, device)
@@ -380,7 +389,7 @@ def cli(argv=None):
         params["head"].to(device)
     params.update(temperature=1.0 if temperature is None else temperature, temperature_last=args.temperature_last)
     if args.method == "minpplus":
-        params["head_strength"] = args.head_strength
+        params["head_strength"] = 1.0 if args.head_strength is None else args.head_strength
 
     eos_id = meta.get("eos_id")
     prompt_ids = tokenizer.encode(args.prompt).ids if args.prompt else []
@@ -388,7 +397,7 @@ def cli(argv=None):
     if unk_id is not None and unk_id in prompt_ids:  # the word-level synthetic vocabulary
         unknown = [w for w in args.prompt.split() if tokenizer.token_to_id(w) is None]
         raise ValueError(f"the prompt has words the model's vocabulary lacks ({', '.join(unknown)}): "
-                         f"use its words (lower case; see data.py's lexicon)")
+                         f"use its words (lower case; they are in the data's tokenizer.json)")
     word_level = meta["kind"] in ("synthetic", "task")
     if not args.prompt or word_level:  # documents start after an <eos>
         prompt_ids = ([eos_id] if eos_id is not None else tokenizer.encode("\n").ids) + prompt_ids

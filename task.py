@@ -31,7 +31,7 @@ import data
 import train_head
 from head import MinPPlusHead
 from model import load_checkpoint, pick_device
-from sample import filter_logits, generate
+from sample import check_temperatures, filter_logits, generate
 from train import TrainConfig, main as train_main
 
 ANSWER = "answer"  # the marker: the tokens after it, up to and including <eos>, are the answer
@@ -421,6 +421,9 @@ def run(argv=None):
     parser.add_argument("--quick", action="store_true", help="end to end in seconds on a tiny task and LM "
                         "(into --out_dir, default out/task-quick): checks the pipeline, not the accuracy")
     args = parser.parse_args(argv)
+    args.temperatures = check_temperatures(args.temperatures)
+    if min(args.tune_problems, args.report_problems, args.head_tokens) < 1:
+        raise ValueError("--tune_problems, --report_problems and --head_tokens must be at least 1")
     device = pick_device(args.device)
     if args.quick:
         args.out_dir = args.out_dir or os.path.join("out", "task-quick")

@@ -26,7 +26,8 @@ import data
 import synthetic
 from model import PRESETS, ModelConfig, Transformer, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
-from runtime import StopFlag, autocast, kept_message, log_metrics, restart_metrics, save_checkpoint
+from runtime import (StopFlag, autocast, kept_message, log_metrics, peak_flops, restart_metrics,
+                     save_checkpoint)
 from train_head import train_head
 
 
@@ -361,7 +362,7 @@ def train_lm(cfg, model_overrides):
     model_cfg = lm_config(cfg, model_overrides, meta, ckpt, (train_tokens, val_tokens))
     model = Transformer(model_cfg).to(device)
     optimizer = AdamW(model.optim_groups(cfg.weight_decay), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == "float16")
+    scaler = torch.amp.GradScaler(torch.device(device).type, enabled=dtype == "float16")
     rng = np.random.default_rng(cfg.seed + rank)  # each rank draws its own windows
     step = restore(ckpt, ckpt_path, model, optimizer, scaler, rng, rank, world_size) if ckpt else 0
     eval_model = torch.compile(model) if cfg.compile else model
@@ -391,6 +392,7 @@ def train_lm(cfg, model_overrides):
 
     stop = StopFlag()
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * world_size
+    peak = peak_flops(device)
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True, disable=not master)
     model.train()
     try:
@@ -409,8 +411,8 @@ def train_lm(cfg, model_overrides):
             step += 1
             tokens_per_s = tokens_per_step / (time.perf_counter() - t0)
             postfix = {"loss": f"{loss:.3f}", "lr": f"{lr:.1e}", "tok/s": f"{tokens_per_s:,.0f}"}
-            if device.startswith("cuda"):  # per GPU, against the H100's dense bf16 peak of 989 TFLOP/s
-                postfix["mfu"] = f"{model.flops_per_token(cfg.block_size) * tokens_per_s / world_size / 989e12:.1%}"
+            if peak:  # per GPU, against its dense bf16 peak
+                postfix["mfu"] = f"{model.flops_per_token(cfg.block_size) * tokens_per_s / world_size / peak:.1%}"
             bar.set_postfix(postfix)
             bar.update(1)
             if master:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 import data
 import synthetic
 from head import MinPPlusHead, chunk_stats, diagnostics, format_diagnostics, plot_curve, target_counts
-from model import cuda_graph_replay, fingerprint, load_checkpoint, pick_device, read_checkpoint
+from model import cuda_graph_replay, fingerprint, load_checkpoint, pick_device, read_checkpoint, trained_data_dir
 from optim import AdamW, cosine_lr
 from runtime import StopFlag, autocast, kept_message, log_metrics, restart_metrics, save_checkpoint
 
@@ -192,7 +192,7 @@ def frozen_model(cfg, device):
     init_from = cfg.init_from or os.path.join(cfg.out_dir, "ckpt.pt")
     model, ckpt = load_checkpoint(init_from, device)
     model.requires_grad_(False)  # frozen: only the head's theta learns
-    cfg.data_dir = cfg.data_dir or ckpt["train_config"]["data_dir"]  # "" (not given): the LM's own data
+    cfg.data_dir = cfg.data_dir or trained_data_dir(ckpt, init_from)  # "" (not given): the LM's own data
     cfg.block_size = cfg.block_size or model.config.max_seq_len
     if cfg.block_size > model.config.max_seq_len:
         raise ValueError(f"--block_size {cfg.block_size} exceeds {init_from}'s max_seq_len "

@@ -21,7 +21,7 @@ Random tokens: speed does not depend on them. Times are medians over rounds of m
 events on a GPU, perf_counter on a CPU). The optimiser and data shares time those parts on
 their own (clipping + AdamW step on fixed gradients; get_batch) and divide by the whole step.
 MFU counts 6 N + 12 L d T FLOPs per token (PaLM, appendix B; N counted once when tied)
-against the device's dense bf16 peak (--peak_tflops for a device not in PEAK_TFLOPS).
+against the device's dense bf16 peak (--peak_tflops for a device not in runtime.PEAK_TFLOPS).
 Not a test: numbers name the machine they came from.
 """
 import argparse
@@ -43,22 +43,15 @@ from bench.head import device_name, sync, time_ms
 from data import get_batch
 from model import PRESETS, ModelConfig, Transformer
 from optim import AdamW, clip_grad_norm_
+import runtime
 
-# dense bf16 tensor-core peaks, TFLOP/s, by a part of the device name: the first that matches
-PEAK_TFLOPS = {"H100 PCIe": 756, "H100 NVL": 835, "H200 NVL": 835, "H100": 989, "H200": 989, "B200": 2250,
-               "A100": 312, "L40S": 362, "L4": 121}
 # H100 80GB figures for scale, measured for the project: nanoGPT's GPT-2 124M step, torch's AdamW at 124 M
 H100_TRAIN_ANCHOR = "nanoGPT gpt2-124m, 12 x 1024, bf16, compiled: 29.8 ms/step, 413 K tokens/s, ~36 % MFU"
 H100_ADAMW_ANCHOR = {"torch fused": 1.36, "torch foreach": 3.95}
 
 
 def peak_flops(device, override_tflops):
-    if override_tflops:
-        return override_tflops * 1e12
-    if device.type != "cuda":
-        return None  # a CPU's peak depends on its vector units and clocks: pass --peak_tflops
-    name = torch.cuda.get_device_name(device)
-    return next((tflops * 1e12 for part, tflops in PEAK_TFLOPS.items() if part in name), None)
+    return override_tflops * 1e12 if override_tflops else runtime.peak_flops(device)
 
 
 def flops_per_token(n_params, n_layers, dim, seq_len):

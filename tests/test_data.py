@@ -150,6 +150,9 @@ def test_bad_inputs_exit_with_a_message(tmp_path):
         data.prepare_text(str(empty), str(tmp_path / "o"))
     with pytest.raises(ValueError, match="no file"):
         data.prepare_text(str(tmp_path / "missing.txt"), str(tmp_path / "o"))
+    (tmp_path / "one.txt").write_text("a")
+    with pytest.raises(ValueError, match="holds 1 byte.*too few to split into train and val"):
+        data.prepare_text(str(tmp_path / "one.txt"), str(tmp_path / "o"))
     with pytest.raises(ValueError, match="meta.json"):
         data.load_meta(str(tmp_path / "nowhere"))
     out = tmp_path / "bad"

@@ -9,6 +9,7 @@ import torch
 
 import synthetic
 import evaluate
+import train
 import metrics
 from head import MinPPlusHead
 from sample import filter_logits
@@ -184,7 +185,21 @@ def test_quick_runs_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--t_grid", "a:b:c"], "--t_grid"), (["--temperatures", "0"], "temperature"), (["--windows", "0"], "at least 1"),
+    (["--t_grid", "0.7:3.0:0"], "a step > 0"), (["--temperatures", "1", "nan"], "finite number > 0"),
 ])
 def test_bad_flags_stop_with_one_line(flags, message):
     with pytest.raises(SystemExit, match=message):
         evaluate.main(flags)
+
+
+def test_flags_that_need_the_model_are_checked_before_any_evaluation(tmp_path, corpus, monkeypatch):
+    train.main(["--data_dir", corpus, "--out_dir", str(tmp_path), "--dim", "32", "--n_layers", "1", "--n_heads", "4",
+                "--n_kv_heads", "2", "--max_seq_len", "32", "--max_steps", "1", "--device", "cpu"])
+    monkeypatch.setattr(evaluate, "evaluate_synthetic", lambda *a: pytest.fail("evaluated before checking the flags"))
+    (tmp_path / "short.txt").write_text("the cat . " * 10)  # ~30 tokens: not two windows of 32
+    for flags, message in ((["--new_tokens", "32"], "--new_tokens 32 must be below .* context 32"),
+                           (["--text", str(tmp_path / "nowhere.txt")], "cannot read --text"),
+                           (["--text", str(tmp_path / "short.txt")], "too short for two windows .* context \\(32\\)")):
+        with pytest.raises(SystemExit, match=message):
+            evaluate.main(["--ckpt", str(tmp_path / "ckpt.pt"), "--device", "cpu", "--out_dir", str(tmp_path),
+                           "--new_tokens", "8", *flags])

@@ -145,6 +145,8 @@ def test_bad_configs_and_too_long_input_raise():
         ModelConfig(dim=30, n_heads=4)
     with pytest.raises(ValueError, match="n_kv_heads=0 must be at least 1"):
         ModelConfig(n_kv_heads=0)
+    with pytest.raises(ValueError, match="hidden_dim=-5 must be at least 1"):
+        ModelConfig(hidden_dim=-5)
     with pytest.raises(ValueError, match="dropout"):
         ModelConfig(dropout=1.0)
     with pytest.raises(ValueError, match="max_seq_len"):

@@ -469,6 +469,9 @@ def test_cli_samples_the_head_at_its_training_temperature(run_dir, capsys, monke
     (("--max_new_tokens", "32"), "context 32"),
     (("--num_samples", "0"), "num_samples"),
     (("--method", "minpplus", "--head", "nowhere.json"), "no MinP\\+ head at nowhere.json"),
+    (("--top_p", "0.9"), "--top_p belongs to --method top_p, not --method temperature: add --method top_p"),
+    (("--method", "min_p", "--min_p", "0.1", "--top_k", "5"), "--top_k belongs to --method top_k"),
+    (("--head_strength", "2"), "--head_strength belongs to --method minpplus"),
 ])
 def test_cli_errors_are_one_line(run_dir, flags, message):
     with pytest.raises(SystemExit, match=message) as error:

@@ -151,6 +151,10 @@ def test_eval_refuses_data_without_a_task(tmp_path):
     data.prepare_synthetic(str(tmp_path / "syn"), train_tokens=2000, val_tokens=500)
     with pytest.raises(SystemExit, match="holds no task"):
         task.main(["--task", str(tmp_path / "syn"), "--ckpt", str(tmp_path / "none.pt")])
+    for flags, message in ((["--report_problems", "0"], "must be at least 1"), (["--head_tokens", "0"], "at least 1"),
+                           (["--temperatures", "1", "0"], "every temperature must be a finite number > 0")):
+        with pytest.raises(SystemExit, match=message):  # before the data or the model is read
+            task.main(["--task", str(tmp_path / "nowhere"), *flags])
 
 
 SMALL_LM = ["--dim", "32", "--n_layers", "2", "--n_heads", "4", "--n_kv_heads", "2", "--max_seq_len", "32",

@@ -147,6 +147,7 @@ def test_bad_flags_exit_with_a_message(tmp_path, corpus):
                            (["--n_kv_heads", "0"], "n_kv_heads=0 must be at least 1"),
                            (["--eval_interval", "0"], "--eval_interval must be at least 1"),
                            (["--lr", "-1"], "--lr must be >= 0, got -1.0"),
+                           (["--hidden_dim", "-5"], "hidden_dim=-5 must be at least 1"),
                            (["--block_size", "9000", "--max_seq_len", "9000"],
                             r"val split has [\d,]+ tokens, too few for one window of 9000")):
         with pytest.raises(SystemExit, match=message):
@@ -230,6 +231,11 @@ def test_bad_head_flags_exit_with_a_message_before_any_work(tmp_path, corpus):
         with pytest.raises(SystemExit, match=message):
             run_head(tmp_path / "bad", corpus, "--init_from", str(tmp_path / "ckpt.pt"), *flags)
         assert not (tmp_path / "bad" / "head_ckpt.pt").exists()
+    ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    torch.save({k: v for k, v in ckpt.items() if k != "train_config"}, tmp_path / "bare.pt")  # not train.py's
+    with pytest.raises(SystemExit, match="bare.pt was trained on data in None, which is not here.*pass --data_dir"):
+        train.main(["--head", "minpplus", "--init_from", str(tmp_path / "bare.pt"), "--out_dir", str(tmp_path / "bad"),
+                    "--device", "cpu"])
 
 
 def test_head_training_under_torchrun_says_to_use_one_process(corpus, monkeypatch):
