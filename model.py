@@ -275,7 +275,7 @@ class Transformer(nn.Module):
 def cuda_graph_replay(step, device, generator=None):
     """Capture step() in a CUDA graph and return the graph's replay: one launch instead of
     the hundreds of small ones of a decoding step (sample.generate) or of a head-fitting step
-    (train.py). Only tensors updated in place carry state between replays; step must already
+    (train_head.py). Only tensors updated in place carry state between replays; step must already
     have run once (lazy initialisation cannot be captured). A user's generator is registered
     so that each replay draws new numbers from it."""
     graph = torch.cuda.CUDAGraph()

@@ -26,7 +26,7 @@ class AdamW(torch.optim.Optimizer):
 
     capturable=True keeps "step" on the parameter's device and computes the bias corrections
     there, and lr may be a 0-d tensor: no host value is read, so a step can be captured in a
-    CUDA graph and replayed (train.py's head fitting does), as torch's capturable=True.
+    CUDA graph and replayed (train_head.py's head fitting does), as torch's capturable=True.
 
     compiled=True runs that device-side update through torch.compile, which fuses the whole
     step into a few kernels that read p, g, m, v once: on a GPU within reach of torch's
