@@ -214,6 +214,15 @@ class MinPPlusHead(nn.Module):
     def weights(self):
         return F.softplus(self.theta.float())
 
+    def weight_shares(self):
+        """The weights normalised to sum to 1: only their shape matters (q is normalised anyway)."""
+        w = self.weights()
+        return w / w.sum()
+
+    def weight_entropy(self):
+        share = self.weight_shares()
+        return -torch.xlogy(share, share).sum()
+
     def cumulative_weights(self):
         """c at each threshold (K,): the prefix sums of the weights."""
         return torch.cumsum(self.weights(), 0)
@@ -289,9 +298,7 @@ class MinPPlusHead(nn.Module):
         "sparse" returns +entropy (minimising it concentrates them); "none" returns 0."""
         if kind == "none":
             return self.theta.new_zeros(())
-        w = self.weights()
-        share = w / w.sum()
-        entropy = -torch.xlogy(share, share).sum()
+        entropy = self.weight_entropy()
         if kind == "smooth":
             return -entropy
         if kind == "sparse":
@@ -313,8 +320,7 @@ class MinPPlusHead(nn.Module):
         never gets a gradient again). The largest weight always stays."""
         if not 0 <= below <= 1:
             raise ValueError(f"prune threshold {below} must be a share of the total weight, in [0, 1]")
-        w = self.weights().detach()
-        share = w / w.sum()
+        w, share = self.weights().detach(), self.weight_shares().detach()
         keep = (share >= below) | (share == share.max())
         return type(self).from_weights(self.tau, torch.where(keep, w, 0.0)).to(self.tau.device)
 
@@ -369,8 +375,7 @@ class MinPPlusHead(nn.Module):
 @torch.no_grad()
 def diagnostics(head, S, b, logp_y):
     """Plain numbers (JSON-ready) describing the head on statistics from bucket_stats."""
-    w = head.weights()
-    share = w / w.sum()
+    share = head.weight_shares()
     c = head.cumulative_weights()
     base_ce = (-logp_y).mean().item()
     head_ce = head.loss_from_stats(S, b, logp_y).item()
@@ -381,8 +386,8 @@ def diagnostics(head, S, b, logp_y):
         "relative_improvement": (base_ce - head_ce) / base_ce if base_ce > 0 else 0.0,
         "thresholds": head.tau.tolist(),
         "weights": share.tolist(),  # normalised: only the shape of w matters
-        "weight_entropy": (-torch.xlogy(share, share).sum()).item(),
-        "max_entropy": math.log(len(w)),
+        "weight_entropy": head.weight_entropy().item(),
+        "max_entropy": math.log(len(share)),
         "share_above_lowest": (b >= 1).float().mean().item(),  # targets with r >= tau_1
         "mass_above": mass_above.tolist(),
         "curve": (c / c[-1]).tolist(),  # c(r) at each tau, normalised so that c(1) = 1

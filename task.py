@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 import data
 import train_head
-from head import MinPPlusHead
 from model import load_checkpoint, pick_device
 from sample import check_temperatures, filter_logits, generate
 from train import TrainConfig, main as train_main
@@ -249,11 +248,10 @@ def fit_heads(model, data_dir, meta, temperature, head_tokens):
     cfg = TrainConfig(data_dir=data_dir, temperature=temperature, head_tokens=head_tokens,
                       block_size=model.config.max_seq_len)
     device = str(next(model.parameters()).device)
-    new_head = lambda: MinPPlusHead(cfg.head_thresholds, cfg.head_tau_min, cfg.head_spacing).to(device)
     fit_tokens, _ = train_head.head_texts(cfg, meta)
-    stats = train_head.collect_stats(model, new_head(), fit_tokens, cfg.head_tokens, cfg, device)
+    stats = train_head.collect_stats(model, train_head.new_head(cfg, device), fit_tokens, cfg.head_tokens, cfg, device)
     answers = train_head.keep_rows(stats, train_head.answer_rows(fit_tokens, cfg.head_tokens, cfg, meta))
-    return {positions: train_head.fit_head(new_head(), rows, cfg.head_epochs, cfg.head_lr)
+    return {positions: train_head.fit_head(train_head.new_head(cfg, device), rows, cfg.head_epochs, cfg.head_lr)
             for positions, rows in (("all", stats), ("answer", answers))}
 
 

@@ -110,6 +110,11 @@ def keep_rows(stats, rows):
     return tuple(t[rows.to(t.device)] for t in stats)
 
 
+def new_head(cfg, device):
+    """The untrained head cfg's --head_thresholds, --head_tau_min and --head_spacing describe."""
+    return MinPPlusHead(cfg.head_thresholds, cfg.head_tau_min, cfg.head_spacing).to(device)
+
+
 def head_optimizer(head, lr):
     # capturable: step count and lr stay on the device, so a fitting step can be a CUDA graph
     return AdamW(head.parameters(), lr=lr, betas=(0.9, 0.99), weight_decay=0.0, capturable=True)
@@ -240,7 +245,7 @@ def train_head(cfg):
                          f"{model.config.vocab_size}: pass the --data_dir the model was trained on")
     fit_tokens, eval_tokens = head_texts(cfg, meta)
     data.make_out_dir(cfg.out_dir)
-    head = MinPPlusHead(cfg.head_thresholds, cfg.head_tau_min, cfg.head_spacing).to(device)
+    head = new_head(cfg, device)
     optimizer = head_optimizer(head, cfg.head_lr)
     head_ckpt_path = os.path.join(cfg.out_dir, "head_ckpt.pt")
     epoch = resume_head(head, optimizer, cfg, head_ckpt_path, lm_fingerprint, init_from, device) if cfg.resume else 0
