@@ -150,8 +150,9 @@ def check_temperatures(values, flag="--temperatures"):
 def check_params(method, temperature=1.0, temperature_last=False, value_needed=True, head_strength=1.0, **params):
     """The value of the method's own parameter, after checking the method, the parameter names,
     the temperature and (when value_needed) that value (and minpplus's head_strength); ValueError
-    naming the problem otherwise. Other methods' parameters are ignored, so one set of CLI flags
-    can serve every method."""
+    naming the problem otherwise. Other methods' parameters are ignored, so a caller can pass one
+    dict of every parameter (sample.py's command line refuses them instead: a flag that changes
+    nothing is a mistake there)."""
     if not isinstance(method, str) or method not in METHODS:
         raise ValueError(f"unknown method {method!r}: choose one of {', '.join(METHODS)}")
     if not isinstance(temperature_last, bool):
