@@ -14,6 +14,7 @@ import argparse
 import json
 import mmap
 import os
+import re
 import sys
 import time
 
@@ -41,6 +42,8 @@ def word_tokenizer(vocab):
 
 # Every line break str.splitlines knows ("\r\n" is one); the tokenizer cuts the text after each
 LINE_BREAK = "\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]"
+LINE_BREAK_RE = re.compile(LINE_BREAK)
+LINE_BREAK_BYTES = re.compile(rb"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e]|\xc2\x85|\xe2\x80[\xa8\xa9]")  # the same, in UTF-8
 
 
 def bpe_tokenizer(texts, vocab_size):
@@ -174,15 +177,20 @@ def split_point(text, val_fraction):
 
 
 def text_pieces(path, start, end):
-    """The file's bytes [start, end) as (byte count, decoded text) pieces of about PIECE_BYTES, each
-    ending at a line break or at end, so the lines of each piece are whole lines of the text."""
+    """The file's bytes [start, end) as (byte count, decoded text) pieces of at most 2 * PIECE_BYTES,
+    each ending at a line break or at end, so the lines of each piece are whole lines of the text.
+    Only a line longer than a piece is cut (before a character), so memory stays bounded even for a
+    text that is one line: there alone its tokens may differ from those of the line encoded whole."""
     with open(path, "rb") as f:
         f.seek(start)
         offset = start
         while offset < end:
             piece = f.read(min(PIECE_BYTES, end - offset))
-            if not piece.endswith(b"\n"):
-                piece += f.readline(end - offset - len(piece))  # the rest of the line (a long line whole)
+            if offset + len(piece) < end and not piece.endswith(b"\n"):
+                piece += f.readline(min(PIECE_BYTES, end - offset - len(piece)))  # the rest of the line
+            if offset + len(piece) < end and not piece.endswith(b"\n"):  # no "\n" for a piece: another break
+                piece = piece[:end_of_lines(piece)]
+                f.seek(offset + len(piece))
             try:
                 yield len(piece), piece.decode("utf-8")
             except UnicodeDecodeError as e:
@@ -191,12 +199,26 @@ def text_pieces(path, start, end):
             offset += len(piece)
 
 
+def end_of_lines(piece):
+    """How many bytes of piece (UTF-8, not ending in "\\n") hold whole lines: up to its last line break
+    of any kind ("\\r" as the last byte does not count: a "\\n" may follow), else up to its last
+    character, which may be cut (a line longer than the piece)."""
+    ends = [m.end() for m in LINE_BREAK_BYTES.finditer(piece) if m.end() < len(piece) or m.group() != b"\r"]
+    if ends:
+        return ends[-1]
+    last = len(piece) - 1
+    while last > 0 and piece[last] & 0xC0 == 0x80:  # UTF-8 continuation bytes: back to the character's start
+        last -= 1
+    return last or len(piece)
+
+
 def line_blocks(text):
-    """text cut into strings of about BLOCK_CHARS characters, each ending at a line break ("\\n")
-    or at the end of text: the tokenizer cuts there anyway, so the blocks' tokens are the text's."""
+    """text cut into strings of about BLOCK_CHARS characters, each ending at a line break or at the
+    end of text: the tokenizer cuts there anyway, so the blocks' tokens are the text's."""
     blocks, start = [], 0
     while start < len(text):
-        end = text.find("\n", start + BLOCK_CHARS) + 1 or len(text)
+        found = LINE_BREAK_RE.search(text, start + BLOCK_CHARS)
+        end = found.end() if found else len(text)
         blocks.append(text[start:end])
         start = end
     return blocks

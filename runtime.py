@@ -21,16 +21,18 @@ def autocast(device, dtype):
 
 # dense bf16 tensor-core peaks, TFLOP/s, by a part of the device name: the first that matches
 PEAK_TFLOPS = {"H100 PCIe": 756, "H100 NVL": 835, "H200 NVL": 835, "H100": 989, "H200": 989, "B200": 2250,
-               "A100": 312, "L40S": 362, "L4": 121}
+               "A100": 312, "L40S": 362, "L40": 181, "L4": 121}
 
 
 def peak_flops(device):
     """The device's dense bf16 peak in FLOP/s, for MFU; None on a CPU (its peak depends on its vector
-    units and clocks) or on a GPU not in PEAK_TFLOPS."""
+    units and clocks), on a GPU not in PEAK_TFLOPS or on a MIG slice (a share of the GPU's peak)."""
     device = torch.device(device)
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
+    if "MIG" in name:
+        return None
     return next((tflops * 1e12 for part, tflops in PEAK_TFLOPS.items() if part in name), None)
 
 
@@ -62,27 +64,41 @@ def strict_json(value):
     return value
 
 
-def log_metrics(out_dir, row, name="metrics.jsonl"):
-    """Append one JSON row to out_dir/name (the language model's metrics.jsonl, the head's head_metrics.jsonl)."""
-    with open(os.path.join(out_dir, name), "a") as f:
-        f.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
+class MetricsLog:
+    """A run's log in out_dir/name, one strict-JSON row per line, that stays with its checkpoint.
+
+    A resumed run keeps the rows up to its checkpoint (row[key] <= resumed_at: it logs the later
+    ones again, each once) and drops a line a kill cut short. A fresh run writes to name + ".new",
+    which replaces the previous run's log at the run's first checkpoint (saved()): a run that
+    fails before it saves leaves the last run's log, as it leaves its checkpoint."""
+
+    def __init__(self, out_dir, name, key, resumed_at=None):
+        self.path = os.path.join(out_dir, name)
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path + ".new")  # a fresh run's that never saved
+        self.writing = self.path if resumed_at is not None else self.path + ".new"
+        if resumed_at is not None and os.path.exists(self.path):
+            with open(self.path, errors="replace") as f:
+                lines = f.readlines()
+            kept = [line for line in lines if line.endswith("\n") and row_within(line, key, resumed_at)]
+            if len(kept) < len(lines):
+                data.write_text(self.path, "".join(kept))
+
+    def write(self, row):
+        with open(self.writing, "a") as f:
+            f.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
+
+    def saved(self):
+        """The run's checkpoint was just written: from now on its log is the log."""
+        if self.writing != self.path:
+            if os.path.exists(self.writing):
+                os.replace(self.writing, self.path)
+            elif os.path.exists(self.path):
+                os.remove(self.path)  # saved before any row: the old rows belong to no checkpoint now
+            self.writing = self.path
 
 
-def restart_metrics(out_dir, name, key, last=None):
-    """Start out_dir/name for a run: a fresh run (last None) empties it; a resumed one keeps the rows
-    with row[key] <= last (it logs the later ones again, and each should appear once). A line that
-    does not parse (a write cut short by a kill) is dropped. Rewritten atomically."""
-    path = os.path.join(out_dir, name)
-    if not os.path.exists(path):
-        return
-    with open(path, errors="replace") as f:
-        lines = f.readlines()
-    kept = [line for line in lines if last is not None and line.endswith("\n") and parses_within(line, key, last)]
-    if len(kept) < len(lines):
-        data.write_text(path, "".join(kept))
-
-
-def parses_within(line, key, last):
+def row_within(line, key, last):
     try:
         row = json.loads(line)
     except json.JSONDecodeError:

@@ -141,9 +141,10 @@ PARAMS = [name for _, name, _, _ in METHODS.values() if name]
 
 def check_temperatures(values, flag="--temperatures"):
     """values rounded to 6 places, distinct and sorted (tables and plots run from low to high),
-    after checking that each is a finite number > 0; ValueError naming flag otherwise."""
-    if not all(math.isfinite(T) and T > 0 for T in values):
-        raise ValueError(f"{flag} {' '.join(f'{T:g}' for T in values)}: every temperature must be a finite number > 0")
+    after checking that each (rounded) is a finite number > 0; ValueError naming flag otherwise."""
+    bad = [T for T in values if not (math.isfinite(T) and round(T, 6) > 0)]
+    if bad:
+        raise ValueError(f"{flag} holds {bad[0]:g}: every temperature must be a finite number >= 1e-6")
     return sorted({round(T, 6) for T in values})
 
 

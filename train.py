@@ -26,8 +26,7 @@ import data
 import synthetic
 from model import PRESETS, ModelConfig, Transformer, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
-from runtime import (StopFlag, autocast, kept_message, log_metrics, peak_flops, restart_metrics,
-                     save_checkpoint)
+from runtime import MetricsLog, StopFlag, autocast, kept_message, peak_flops, save_checkpoint
 from train_head import train_head
 
 
@@ -338,10 +337,10 @@ def save_lm(path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_siz
                          "torch_rng": torch.get_rng_state()}, path)
 
 
-def eval_and_log(model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path):
+def eval_and_log(model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path, log):
     """One eval: a console line, a metrics row; FloatingPointError on a NaN val loss (before any save)."""
     result = evaluate(model, splits, cfg, device, dtype, meta, truth)
-    log_metrics(cfg.out_dir, {"step": step, **result, "unigram_loss": unigram})
+    log.write({"step": step, **result, "unigram_loss": unigram})
     tqdm.write(f"step {step}: " + " | ".join(f"{k} {v:.4f}" for k, v in result.items()))
     if not math.isfinite(result["val_loss"]):  # never save weights whose eval is NaN
         raise FloatingPointError(f"val loss is {result['val_loss']} at step {step}: stopping; "
@@ -370,13 +369,12 @@ def train_lm(cfg, model_overrides):
     if world_size > 1:
         local = [int(os.environ["LOCAL_RANK"])] if device.startswith("cuda") else None
         train_model = DistributedDataParallel(eval_model, device_ids=local)
-    truth, unigram = None, None
-    if master:  # only rank 0 evaluates
+    truth, unigram, log = None, None, None
+    if master:  # only rank 0 evaluates and logs
         if ckpt:
             print(f"resuming {ckpt_path} at step {step}")
         truth, unigram = eval_baselines(cfg, meta, train_tokens, val_tokens, device)
-        # once nothing is left to fail before training: a fresh run starts a fresh log
-        restart_metrics(cfg.out_dir, "metrics.jsonl", "step", step if ckpt else None)
+        log = MetricsLog(cfg.out_dir, "metrics.jsonl", "step", step if ckpt else None)
         print(f"model {model.num_params() / 1e6:.2f}M parameters | {cfg.preset} | {device} {dtype} | "
               f"unigram val loss {unigram:.3f}" + (f" | true entropy {synthetic.truth_entropy(truth[1]).mean():.3f}"
                                                     if truth else "")
@@ -384,11 +382,13 @@ def train_lm(cfg, model_overrides):
 
     def save(step):
         save_lm(ckpt_path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master)
+        if master:
+            log.saved()
 
     def run_eval(step):
         if master:
             splits = {"train": train_tokens, "val": val_tokens}
-            eval_and_log(eval_model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path)
+            eval_and_log(eval_model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path, log)
 
     stop = StopFlag()
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * world_size
@@ -416,8 +416,8 @@ def train_lm(cfg, model_overrides):
             bar.set_postfix(postfix)
             bar.update(1)
             if master:
-                log_metrics(cfg.out_dir, {"step": step, "train_loss_step": loss, "lr": lr,
-                                          "grad_norm": grad_norm, "tokens_per_s": tokens_per_s})
+                log.write({"step": step, "train_loss_step": loss, "lr": lr, "grad_norm": grad_norm,
+                           "tokens_per_s": tokens_per_s})
             if step % cfg.eval_interval == 0 or step == cfg.max_steps:
                 run_eval(step)
                 save(step)

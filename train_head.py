@@ -23,7 +23,7 @@ import synthetic
 from head import MinPPlusHead, chunk_stats, diagnostics, format_diagnostics, plot_curve, target_counts
 from model import cuda_graph_replay, fingerprint, load_checkpoint, pick_device, read_checkpoint, trained_data_dir
 from optim import AdamW, cosine_lr
-from runtime import StopFlag, autocast, kept_message, log_metrics, restart_metrics, save_checkpoint
+from runtime import MetricsLog, StopFlag, autocast, kept_message, save_checkpoint
 
 # what a head's statistics and thresholds depend on: a resumed head must not change them
 HEAD_RUN_FIELDS = ("init_from", "data_dir", "head_data", "head_positions", "head_tokens", "dtype", "block_size",
@@ -263,7 +263,7 @@ def train_head(cfg):
           f"ones | temperature {cfg.temperature}")
     p_true, logits = truth_logits(model, meta, eval_tokens, cfg, device)
     kl_base = synthetic.kl_to_truth(p_true, logits) if p_true is not None else None
-    restart_metrics(cfg.out_dir, "head_metrics.jsonl", "epoch", epoch if cfg.resume else None)  # as train.py
+    log = MetricsLog(cfg.out_dir, "head_metrics.jsonl", "epoch", epoch if cfg.resume else None)
 
     def run_eval(epoch):
         with torch.no_grad():
@@ -272,7 +272,7 @@ def train_head(cfg):
         row = {"epoch": epoch, **d}
         if p_true is not None:
             row.update(kl_head=synthetic.kl_to_truth(p_true, head(logits)), kl_base=kl_base)
-        log_metrics(cfg.out_dir, row, "head_metrics.jsonl")
+        log.write(row)
         tqdm.write(f"epoch {epoch}: base CE {d['base_ce']:.4f} | head CE {d['head_ce']:.4f} "
                    f"({d['relative_improvement']:+.2%})"
                    + (f" | KL(p*||q) {row['kl_head']:.4f} vs KL(p*||p) {kl_base:.4f}" if p_true is not None else ""))
@@ -295,6 +295,7 @@ def train_head(cfg):
             run_eval(epoch)
             save_checkpoint({"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": epoch,
                              "train_config": asdict(cfg), "checkpoint": lm_fingerprint}, head_ckpt_path)
+            log.saved()
             if stop.requested and epoch < cfg.head_epochs:  # in the last round: finish and export
                 tqdm.write(f"saved {head_ckpt_path} at epoch {epoch}; continue with --resume")
                 return head

@@ -200,7 +200,7 @@ def varied_text():
     breaks = ["\n", "\r\n", "  \n", "\t\n", "\n\n", "\n \n", " \r", "\r\r\n", "\x0b", "\x0c", "\x1c",
               "\x1d", "\x1e", "\x85", "\u2028", "\u2029", " \u2029 \n"]  # every line break Python knows
     ends = rng.choice(breaks, size=len(lines))
-    lines[700] = "x" * 3000  # longer than a piece
+    lines[700] = "x" * 900  # nearly a piece long: it starts in one piece and ends in the next
     return "".join(line + end for line, end in zip(lines, ends))
 
 
@@ -219,6 +219,25 @@ def test_streamed_preparation_writes_the_same_tokens_as_the_whole_text_in_memory
     assert text.encode("utf-8")[train_bytes - 1] == ord("\n")  # val starts on a whole line, so:
     saved = data.load_tokenizer(str(tmp_path / "o"))  # encodes any text as its lines, one by one
     assert saved.encode(text).ids == train_ids + val_ids
+
+
+def test_texts_without_newlines_stream_in_bounded_pieces(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "PIECE_BYTES", 997)
+    monkeypatch.setattr(data, "BLOCK_CHARS", 101)
+    old_mac = varied_text().replace("\r\n", "\r").replace("\n", "\r")  # no "\n" at all: "\r" ends every line
+    src = tmp_path / "mac.txt"
+    src.write_bytes(old_mac.encode("utf-8"))
+    pieces = [text for _, text in data.text_pieces(str(src), 0, src.stat().st_size)]
+    assert "".join(pieces) == old_mac and max(len(p.encode("utf-8")) for p in pieces) <= 2 * 997
+    assert all(data.LINE_BREAK_RE.fullmatch(p[-1]) for p in pieces[:-1])  # cut after line breaks only
+    meta = data.prepare_text(str(src), str(tmp_path / "o"), vocab_size=400)
+    _, _, (train_ids, val_ids) = in_memory_prepare(old_mac, vocab_size=400)
+    assert data.open_split(str(tmp_path / "o"), "train", meta).tolist() == train_ids
+    assert data.open_split(str(tmp_path / "o"), "val", meta).tolist() == val_ids
+    one_line = "naïve fox jumps " * 500  # 8,500 bytes and no line break: it must be cut, between characters
+    src.write_text(one_line, encoding="utf-8")
+    pieces = [text for _, text in data.text_pieces(str(src), 0, src.stat().st_size)]
+    assert "".join(pieces) == one_line and max(len(p.encode("utf-8")) for p in pieces) <= 2 * 997
 
 
 def test_meta_holds_each_splits_count_max_id_and_the_train_unigram_counts(tmp_path):

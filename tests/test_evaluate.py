@@ -185,7 +185,9 @@ def test_quick_runs_end_to_end(tmp_path):
 
 @pytest.mark.parametrize("flags, message", [
     (["--t_grid", "a:b:c"], "--t_grid"), (["--temperatures", "0"], "temperature"), (["--windows", "0"], "at least 1"),
-    (["--t_grid", "0.7:3.0:0"], "a step > 0"), (["--temperatures", "1", "nan"], "finite number > 0"),
+    (["--t_grid", "0.7:3.0:0"], "a step > 0"),
+    (["--temperatures", "1", "nan"], "holds nan: every temperature must be a finite number"),
+    (["--temperatures", "4e-7"], "--temperatures holds 4e-07: .* >= 1e-6"),
 ])
 def test_bad_flags_stop_with_one_line(flags, message):
     with pytest.raises(SystemExit, match=message):

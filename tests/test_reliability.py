@@ -106,8 +106,9 @@ def test_metrics_are_strict_json_and_a_resume_logs_each_step_once(tmp_path, corp
     run = ["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "3"]
     (tmp_path / "metrics.jsonl").write_text('{"step": 9, "train_loss_step": 1.0}\n')  # an older run's log
     train.main([*run, "--max_steps", "4"])
-    runtime.log_metrics(str(tmp_path), {"step": 3, "loss": math.nan})  # kept by the resume: must be strict JSON
-    runtime.log_metrics(str(tmp_path), {"step": 5, "loss": 1.0})  # a row past the checkpoint, as a crash leaves
+    log = runtime.MetricsLog(str(tmp_path), "metrics.jsonl", "step", resumed_at=4)
+    log.write({"step": 3, "loss": math.nan})  # kept by the resume: must be strict JSON
+    log.write({"step": 5, "loss": 1.0})  # a row past the checkpoint, as a crash leaves
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write('{"step": 5, "train_lo')  # a write cut short by a kill
     train.main([*run, "--max_steps", "6", "--resume"])
@@ -120,6 +121,29 @@ def test_metrics_are_strict_json_and_a_resume_logs_each_step_once(tmp_path, corp
     assert steps == [1, 2, 3, 4, 5, 6]
     assert [r["loss"] for r in rows if "loss" in r] == [None]
     assert runtime.strict_json({"a": [math.inf, 1.0], "b": math.nan}) == {"a": [None, 1.0], "b": None}
+
+
+def test_a_fresh_run_that_fails_before_saving_leaves_the_last_runs_log(tmp_path, corpus, monkeypatch):
+    run = ["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "2"]
+    train.main([*run, "--max_steps", "4"])
+    before = (tmp_path / "metrics.jsonl").read_text()
+    real_forward, calls = train.Transformer.forward, []
+
+    def forward_that_breaks(self, idx, targets=None, cache=None):
+        out = real_forward(self, idx, targets, cache)
+        calls.append(1)
+        return (out[0], out[1] * math.nan) if self.training and len(calls) > 1 else out
+
+    monkeypatch.setattr(train.Transformer, "forward", forward_that_breaks)
+    with pytest.raises(SystemExit, match="loss is nan at step 1: stopping; the last good checkpoint .* is untouched"):
+        train.main([*run, "--max_steps", "4"])  # fresh, not --resume: it would replace the checkpoint at step 2
+    assert (tmp_path / "metrics.jsonl").read_text() == before  # the checkpoint's log, as the checkpoint
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == 4
+    monkeypatch.undo()
+    train.main([*run, "--max_steps", "2"])  # fresh, and it saves: its log replaces the old one
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "train_loss_step" in r] == [1, 2]
+    assert not (tmp_path / "metrics.jsonl.new").exists()
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):

@@ -152,7 +152,7 @@ def test_eval_refuses_data_without_a_task(tmp_path):
     with pytest.raises(SystemExit, match="holds no task"):
         task.main(["--task", str(tmp_path / "syn"), "--ckpt", str(tmp_path / "none.pt")])
     for flags, message in ((["--report_problems", "0"], "must be at least 1"), (["--head_tokens", "0"], "at least 1"),
-                           (["--temperatures", "1", "0"], "every temperature must be a finite number > 0")):
+                           (["--temperatures", "1", "0"], "--temperatures holds 0: every temperature must be")):
         with pytest.raises(SystemExit, match=message):  # before the data or the model is read
             task.main(["--task", str(tmp_path / "nowhere"), *flags])
 
