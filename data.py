@@ -40,10 +40,12 @@ def word_tokenizer(vocab):
     return tok
 
 
-# Every line break str.splitlines knows ("\r\n" is one); the tokenizer cuts the text after each
-LINE_BREAK = "\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]"
+# Every line break str.splitlines knows, "\r\n" (one break) before "\r"; the tokenizer cuts the text
+# after each. None is special in a regular expression, so the alternation of them is the pattern.
+LINE_BREAKS = ["\r\n", "\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+LINE_BREAK = "|".join(LINE_BREAKS)
 LINE_BREAK_RE = re.compile(LINE_BREAK)
-LINE_BREAK_BYTES = re.compile(rb"\r\n|[\n\r\x0b\x0c\x1c\x1d\x1e]|\xc2\x85|\xe2\x80[\xa8\xa9]")  # the same, in UTF-8
+LINE_BREAK_BYTES = re.compile(b"|".join(b.encode("utf-8") for b in LINE_BREAKS))  # the same, in a UTF-8 file
 
 
 def bpe_tokenizer(texts, vocab_size):
