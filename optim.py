@@ -96,16 +96,22 @@ class AdamW(torch.optim.Optimizer):
         return buckets
 
 
-def adamw_on_host_steps(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay):
-    """One AdamW step of tensors on one device and dtype, step counts on the host: the bias
-    corrections are Python floats. Same operations, in the same order, as torch's AdamW, so
-    results agree to the last bit."""
+def count_decay_and_average(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, weight_decay):
+    """The first half of an AdamW step, the same wherever the step counts live: count the step,
+    decay the weights, update the moving averages m and v of the gradient and its square."""
     torch._foreach_add_(steps, 1)
     if weight_decay:  # decoupled decay: shrinks p directly, never enters m or v
         torch._foreach_mul_(params, 1 - lr * weight_decay)
     torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
     torch._foreach_mul_(exp_avg_sqs, beta2)
     torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+
+
+def adamw_on_host_steps(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay):
+    """One AdamW step of tensors on one device and dtype, step counts on the host: the bias
+    corrections are Python floats. Same operations, in the same order, as torch's AdamW, so
+    results agree to the last bit."""
+    count_decay_and_average(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, weight_decay)
     # bias correction undoes the zero initialisation of m and v; each tensor has its own t
     ts = [step.item() for step in steps]
     denoms = torch._foreach_sqrt(exp_avg_sqs)
@@ -117,12 +123,7 @@ def adamw_on_host_steps(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, 
 def adamw_on_device(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, eps, weight_decay):
     """The same step with the step counts on the device and lr a float or a 0-d tensor: nothing is
     read back to the host, so it can be captured in a CUDA graph or compiled whole."""
-    torch._foreach_add_(steps, 1)
-    if weight_decay:
-        torch._foreach_mul_(params, 1 - lr * weight_decay)
-    torch._foreach_lerp_(exp_avgs, grads, 1 - beta1)
-    torch._foreach_mul_(exp_avg_sqs, beta2)
-    torch._foreach_addcmul_(exp_avg_sqs, grads, grads, value=1 - beta2)
+    count_decay_and_average(params, grads, exp_avgs, exp_avg_sqs, steps, lr, beta1, beta2, weight_decay)
     # t in p's precision, at least fp32: 1 - beta^t loses digits in less
     ts = [step.to(torch.promote_types(p.dtype, torch.float32)) for p, step in zip(params, steps)]
     bias_corrections1 = [1 - beta1 ** t for t in ts]
