@@ -482,8 +482,8 @@ def evaluate_checkpoint(args):
     if args.new_tokens >= model.config.max_seq_len:  # checked now, not after minutes of evaluation
         raise ValueError(f"--new_tokens {args.new_tokens} must be below {args.ckpt}'s context "
                          f"{model.config.max_seq_len}: pass a smaller one")
-    tokenizer, meta = load_text_side(ckpt, args.ckpt, args.data_dir, model.config.vocab_size)
     args.data_dir = args.data_dir or trained_data_dir(ckpt, args.ckpt)
+    tokenizer, meta = load_text_side(ckpt, args.ckpt, args.data_dir, model.config.vocab_size)
     extra_text = text_tokens(args.text, tokenizer) if args.text else None  # a bad --text fails here, at once
     if args.text:
         check_two_windows(extra_text, model)
