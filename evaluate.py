@@ -247,19 +247,6 @@ def bits_per_byte(model, tokens, tokenizer, args):
     return out, heads, report
 
 
-# ----------------------------------------------------------------------------
-# Output (the tables and plots themselves are in reporting.py)
-
-
-def result_rows(model_name, grid, report_means):
-    rows = []
-    for i, s in enumerate(grid):
-        row = {"model": model_name, "temperature": s["temperature"], "method": s["method"],
-               "param": "" if s["param"] is None else s["param"]}
-        row.update({c: f"{report_means[c][i]:.6g}" for c in metrics.COLUMNS})
-        rows.append(row)
-    return rows
-
 
 # ----------------------------------------------------------------------------
 # The runs
@@ -304,7 +291,7 @@ def evaluate_synthetic(args, model, meta, model_name):
     grid = setting_grid(args.t_grid)
     sums = {k: setting_sums(grid, h.logits, h.p, h.y, heads) for k, h in halves.items()}
     tune, report = (metrics.means(sums[k].sum(1)) for k in ("tune", "report"))
-    reporting.write_csv(os.path.join(args.out_dir, "results.csv"), result_rows(model_name, grid, report))
+    reporting.write_csv(os.path.join(args.out_dir, "results.csv"), reporting.result_rows(model_name, grid, report))
     draws = metrics.bootstrap_weights(len(halves["report"].y), args.bootstrap, args.seed)
     rows = tuned_rows(grid, tune, args.temperatures)
     for T in args.temperatures:
@@ -328,7 +315,7 @@ def evaluate_synthetic(args, model, meta, model_name):
     stats = sample_stats(model, prompts, settings, heads, args.new_tokens, args.seed, lang.next_token_probs)
     md["samples"] = reporting.samples_markdown(stats)
     reporting.write_csv(os.path.join(args.out_dir, "samples.csv"),
-              [{"temperature": T, "sampler": name, **s} for (T, name), s in stats.items()])
+                        [{"temperature": T, "sampler": name, **s} for (T, name), s in stats.items()])
     dense = np.linspace(levels[0] - 0.4, levels[-1] + 0.2, 61)
     one = np.ones((1, len(halves["report"].y)))
     curves = {f: (dense, metrics.frontier(tune, sums["report"], m, "entropy", "tv", dense, one)[0])
@@ -346,8 +333,9 @@ def kept_tables(grid, fams, tune, report_sums, draws, temperatures, levels=(0.99
         at_T = {f: m for f, m in families(grid, [T]).items() if f not in ("temperature", "minpplus")}
         table = metrics.matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage",
                                       refs=("min_p",))
-        lines += [f"**T = {T:g}**", ""] + reporting.matched_markdown(table, [f"1 − L = {v}" for v in levels],
-                                                           "Garbage G at matched kept truth mass", "min_p") + [""]
+        names = [f"1 − L = {v}" for v in levels]
+        lines += [f"**T = {T:g}**", ""]
+        lines += reporting.matched_markdown(table, names, "Garbage G at matched kept truth mass", "min_p") + [""]
     return lines
 
 
@@ -380,22 +368,6 @@ def evaluate_text(args, model, tokens, tokenizer, source):
     lines += [f"| {T:g} | {plain:.4f} | {with_head:.4f} |" for T, (plain, with_head) in bpb.items()]
     rows = [{"source": source, "temperature": T, "bpb_model": a, "bpb_minpplus": b} for T, (a, b) in bpb.items()]
     return lines + ["", f"Samples on {source}:", ""] + reporting.samples_markdown(stats), rows
-
-
-def write_summary(path, header, md, text_md):
-    sections = [("Per temperature (baselines tuned on the tune half against p*; MinP+ fitted there from text)",
-                 md.get("per_temperature")),
-                ("Matched diversity: TV", md.get("matched_tv")),
-                ("Matched diversity: TV against plain temperature", md.get("matched_tv_vs_temperature")),
-                ("Matched diversity: garbage", md.get("matched_garbage")),
-                ("Matched kept mass, one temperature at a time", md.get("kept")),
-                ("Samples (continuations of held-out prompts)", md.get("samples")),
-                ("Real text", text_md)]
-    lines = header + [""]
-    for title, body in sections:
-        if body:
-            lines += [f"## {title}", ""] + body + [""]
-    data.write_text(path, "\n".join(lines))
 
 
 def quick_model(work_dir):
@@ -510,7 +482,7 @@ def evaluate_checkpoint(args):
               f"Temperatures {', '.join(f'{T:g}' for T in args.temperatures)}; {args.windows} windows per half; "
               f"{heads}" + (f"; frontier grid {args.t_grid[0]:g}..{args.t_grid[-1]:g} ({len(args.t_grid)} "
                             f"temperatures); {args.bootstrap} bootstrap resamples." if md else ".")]
-    write_summary(os.path.join(args.out_dir, "summary.md"), header, md, text_md)
+    reporting.write_summary(os.path.join(args.out_dir, "summary.md"), header, md, text_md)
     written = sorted(f for f in os.listdir(args.out_dir) if f.endswith((".csv", ".md", ".png")))
     print(f"wrote {args.out_dir}: {', '.join(written)} in {time.perf_counter() - start:.0f} s")
 

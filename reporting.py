@@ -25,6 +25,17 @@ def write_csv(path, rows):
     data.write_atomically(path, write)
 
 
+def result_rows(model_name, grid, report_means):
+    """results.csv's rows: one per setting of the grid, its metrics on the report half."""
+    rows = []
+    for i, s in enumerate(grid):
+        row = {"model": model_name, "temperature": s["temperature"], "method": s["method"],
+               "param": "" if s["param"] is None else s["param"]}
+        row.update({c: f"{report_means[c][i]:.6g}" for c in metrics.COLUMNS})
+        rows.append(row)
+    return rows
+
+
 def per_temperature_markdown(rows, knobs, report_means, tv_diffs):
     """One row per (T, sampler) of rows {(T, name): setting index}; knobs[i] names setting i's value."""
     header = "| T | sampler | G | L | TV | ΔTV vs MinP+ λ=1 [95 % CI] | KL(p*‖q) | KL = ∞ | H(q) | CE | CE = ∞ |"
@@ -55,6 +66,23 @@ def samples_markdown(stats):
     for (T, name), s in stats.items():
         lines.append(f"| {T:g} | {name} | " + " | ".join(fmt(s[k], 3) for k in keys) + " |")
     return lines
+
+
+def write_summary(path, header, md, text_md):
+    """summary.md: the header, then each section evaluate.py produced, in reading order."""
+    sections = [("Per temperature (baselines tuned on the tune half against p*; MinP+ fitted there from text)",
+                 md.get("per_temperature")),
+                ("Matched diversity: TV", md.get("matched_tv")),
+                ("Matched diversity: TV against plain temperature", md.get("matched_tv_vs_temperature")),
+                ("Matched diversity: garbage", md.get("matched_garbage")),
+                ("Matched kept mass, one temperature at a time", md.get("kept")),
+                ("Samples (continuations of held-out prompts)", md.get("samples")),
+                ("Real text", text_md)]
+    lines = header + [""]
+    for title, body in sections:
+        if body:
+            lines += [f"## {title}", ""] + body + [""]
+    data.write_text(path, "\n".join(lines))
 
 
 def plot_results(out_dir, grid, report_means, temperatures, curves, methods):
