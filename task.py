@@ -3,7 +3,7 @@
     python data.py --task arithmetic --out_dir data/arith        # the corpus and held-out problems
     python train.py --data_dir data/arith --out_dir out/arith    # the LM, on whole problems
     python evaluate.py --task data/arith --ckpt out/arith/ckpt.pt    # accuracy of every sampler
-    python evaluate.py --task --quick                                     # the whole pipeline on a tiny task, ~30 s
+    python evaluate.py --task --quick                                # the whole pipeline on a tiny task, seconds
 
 Each problem is a few steps of small-number arithmetic about a named person and one kind of
 thing, in plain words, ending with the answer marker, the answer and <eos>:
@@ -41,6 +41,7 @@ THINGS = "apples pens coins marbles cards eggs books shells stickers cookies".sp
 GAINS = ["{n} gives {o} {k} {t} .", "{s} finds {k} {t} .", "{s} buys {k} more {t} .", "{s} gets {k} {t} from {n} ."]
 LOSSES = ["{s} gives {k} {t} to {n} .", "{s} loses {k} {t} .", "{s} sells {k} {t} .", "{n} takes {k} {t} from {o} ."]
 STEP_PREFIXES = ["", "then ", "later ", "after that "]
+MAX_STEPS, MAX_NUMBER = 10, 999  # bounds that keep a problem within a small model's context and vocabulary
 
 
 def vocabulary(max_number):
@@ -69,8 +70,9 @@ def draw_counts(n, steps, max_number, rng):
 
 def generate_problems(n, steps=2, max_number=10, seed=0):
     """n problems as (question text ending with the answer marker, answer), deterministic in seed."""
-    if steps < 1 or max_number < 2:
-        raise ValueError(f"steps={steps}, max_number={max_number}: need --steps >= 1 and --max_number >= 2")
+    if not (1 <= steps <= MAX_STEPS and 2 <= max_number <= MAX_NUMBER):
+        raise ValueError(f"steps={steps}, max_number={max_number}: need 1 <= --steps <= {MAX_STEPS} and "
+                         f"2 <= --max_number <= {MAX_NUMBER}")
     rng = np.random.default_rng(seed)
     start, amounts, answers = draw_counts(n, steps, max_number, rng)
     names = list(NAMES)
@@ -110,6 +112,8 @@ def prepare_task(out_dir, steps=2, max_number=10, train_problems=100_000, val_pr
     """Write the arithmetic task into out_dir: tokenizer.json, train.bin, val.bin, meta.json (as
     data.py writes them) and problems.jsonl (held-out questions with their answers, none of them
     a question of train or val)."""
+    if min(train_problems, val_problems, eval_problems) < 1:
+        raise ValueError("--train_problems, --val_problems and --eval_problems must be at least 1")
     vocab = vocabulary(max_number)
     token_id = {w: i for i, w in enumerate(vocab)}
     splits = {"train": generate_problems(train_problems, steps, max_number, seed + 1),
@@ -290,6 +294,10 @@ def evaluate_task(model, data_dir, temperatures=TEMPERATURES, tune_problems=1000
                          f"{tune_problems} + --report_problems {report_problems}: ask for fewer")
     tune_set = Problems(problems[:tune_problems], token_id)
     report_set = Problems(problems[tune_problems:tune_problems + report_problems], token_id)
+    longest = max(len(prompt) for s in (tune_set, report_set) for prompt in s.prompts) + ANSWER_BUDGET
+    if longest > model.config.max_seq_len:
+        raise ValueError(f"the longest held-out problem with its answer is {longest} tokens, beyond the model's "
+                         f"context {model.config.max_seq_len}: train with --max_seq_len {longest} or fewer --steps")
     tune_logits, report_logits = (answer_logits(model, p, eos_id) for p in (tune_set, report_set))
 
     def row(label, method, temperature, params):
@@ -387,12 +395,13 @@ def prepare_main(argv):
 
 
 def quick_setup(out_dir, device):
-    """--quick: a tiny task and a tiny LM trained for a few dozen steps, to check the pipeline (not the accuracy)."""
+    """--quick: a tiny task and a tiny LM trained for 200 steps (it learns the answer format, little arithmetic),
+    to check the pipeline, not the accuracy."""
     data_dir = os.path.join(out_dir, "data")
     prepare_task(data_dir, train_problems=3000, val_problems=400, eval_problems=150)
     train_main(["--data_dir", data_dir, "--out_dir", out_dir, "--dim", "32", "--n_layers", "2", "--n_heads", "4",
-                "--n_kv_heads", "2", "--max_seq_len", "64", "--batch_size", "8", "--max_steps", "30",
-                "--eval_interval", "30", "--eval_batches", "2", "--device", device])
+                "--n_kv_heads", "2", "--max_seq_len", "64", "--batch_size", "8", "--max_steps", "200", "--lr", "1e-2",
+                "--warmup_steps", "10", "--eval_interval", "200", "--eval_batches", "2", "--device", device])
     return data_dir, os.path.join(out_dir, "ckpt.pt")
 
 
@@ -423,6 +432,8 @@ def run(argv=None):
     if min(args.tune_problems, args.report_problems, args.head_tokens) < 1:
         raise ValueError("--tune_problems, --report_problems and --head_tokens must be at least 1")
     device = pick_device(args.device)
+    if args.quick and args.task:
+        raise ValueError(f"--quick makes its own tiny task: drop --quick to evaluate {args.task}, or drop {args.task}")
     if args.quick:
         args.out_dir = args.out_dir or os.path.join("out", "task-quick")
         args.task, args.ckpt = quick_setup(args.out_dir, device)

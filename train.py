@@ -118,6 +118,10 @@ def parse_args(argv=None):
         saved = resumed_train_config(cfg)
         cfg = TrainConfig(**{**{k: v for k, v in saved.items() if k in train_fields and k not in PROCESS_FIELDS},
                              **train_given})
+    head_only = [f"--{f.name}" for f in dataclasses.fields(TrainConfig)
+                 if f.metadata["group"] == "MinP+ head" and f.name != "head" and f.name in train_given]
+    if head_only and not cfg.head:  # silently ignored otherwise: the user meant to fit a head
+        raise ValueError(f"{', '.join(head_only)} only apply to the head: add --head minpplus, or drop them")
     if cfg.head and "data_dir" not in given and not cfg.resume:
         cfg.data_dir = ""  # the frozen LM's own data (train_head fills it in)
     if model_overrides and cfg.head:

@@ -145,6 +145,11 @@ def test_quick_end_to_end(tmp_path):
     assert len(rows) == 1 + 7 * len(task.TEMPERATURES)
     for r in rows:
         assert 0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1 and 0 <= r["malformed"] <= 1
+        # what was sampled and scored agrees with the exact chance of a right answer (100 draws: SD <= 0.05)
+        assert r["accuracy"] == pytest.approx(r["expected_accuracy"], abs=0.15)
+    greedy = rows[0]
+    assert greedy["method"] == "greedy" and greedy["malformed"] < 0.2  # the tiny LM has learnt the answer format
+    assert greedy["accuracy"] == pytest.approx(greedy["expected_accuracy"], abs=1e-6)  # deterministic: exact
 
 
 def test_eval_refuses_data_without_a_task(tmp_path):
@@ -202,3 +207,25 @@ def test_answer_positions_need_task_data(tmp_path):
         train_head.answer_rows(data.open_split(path, "val", meta), 1000, cfg, meta)
     with pytest.raises(SystemExit, match="unknown --head_positions"):
         train.main(["--head", "minpplus", "--head_positions", "answers", "--data_dir", path])
+
+
+def test_task_knobs_and_counts_are_bounded(tmp_path):
+    for steps, max_number in ((0, 10), (task.MAX_STEPS + 1, 10), (2, 1), (2, task.MAX_NUMBER + 1)):
+        with pytest.raises(ValueError, match=r"need 1 <= --steps <= \d+ and 2 <= --max_number <= \d+"):
+            task.generate_problems(5, steps, max_number)
+    for counts in ((0, 10, 10), (10, -1, 10), (10, 10, 0)):
+        with pytest.raises(ValueError, match="must be at least 1"):
+            task.prepare_task(str(tmp_path / "t"), 2, 10, *counts)
+    assert not (tmp_path / "t").exists()  # refused before anything is written
+    longest = max(len(q.split()) for q, _ in task.generate_problems(2000, task.MAX_STEPS, task.MAX_NUMBER))
+    assert longest + 1 + task.ANSWER_BUDGET <= 128  # <eos>, question, answer: within the tiny preset's context
+
+
+def test_eval_refuses_problems_longer_than_the_context(lm_dir, task_dir, tmp_path):
+    long_dir = str(tmp_path / "long")
+    task.prepare_task(long_dir, steps=5, max_number=12, train_problems=20, val_problems=20, eval_problems=20)
+    model, _ = task.load_checkpoint(os.path.join(lm_dir, "ckpt.pt"), "cpu")  # a context of 32 tokens
+    with pytest.raises(ValueError, match=r"beyond the model's context 32: train with --max_seq_len \d+"):
+        task.evaluate_task(model, long_dir, tune_problems=10, report_problems=10)
+    with pytest.raises(SystemExit, match="--quick makes its own tiny task"):
+        task.main(["--task", task_dir, "--quick"])

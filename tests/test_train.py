@@ -218,6 +218,9 @@ def test_head_kl_and_ce_are_both_at_the_head_temperature(tmp_path, corpus):
 
 
 def test_bad_head_flags_exit_with_a_message_before_any_work(tmp_path, corpus):
+    with pytest.raises(SystemExit, match="--temperature, --head_positions only apply to the head: add --head minpplus"):
+        run(tmp_path, corpus, "--head_positions", "answer", "--temperature", "2")  # LM mode would ignore them
+    assert not (tmp_path / "ckpt.pt").exists()
     run(tmp_path, corpus, "--max_steps", "2", "--eval_interval", "2")
     for flags, message in ((["--head_tokens", "0"], "--head_tokens must be at least 1"),
                            (["--head_prune_below", "2"], "--head_prune_below 2.0 must be a share"),
