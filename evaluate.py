@@ -36,14 +36,15 @@ from sample import METHODS, check_temperatures, filter_logits, generate, load_te
 
 KNOBS = {  # each method's grid, weakest first: plain temperature (every family's knob-0 member) comes before it
     "top_k": [64, 48, 32, 24, 16, 12, 8, 5, 3, 2, 1],
-    "top_p": [0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5],
+    "top_p": [0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5],
     "min_p": [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3],
-    "typical": [0.99, 0.95, 0.9, 0.8, 0.7, 0.5],
+    "typical": [0.999, 0.995, 0.99, 0.95, 0.9, 0.8, 0.7, 0.5],
     "epsilon": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05],
     "eta": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05],
     "top_nsigma": [5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0, 0.5],
     "minpplus": [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0],  # head_strength lambda
 }
+MAX_GRID = 200  # temperatures in --t_grid
 COMMON = [("min_p", 0.05), ("min_p", 0.1), ("top_p", 0.9), ("top_p", 0.95)]  # what users pick
 QUICK = ["--windows", "16", "--t_grid", "0.7:2.5:0.3", "--bootstrap", "100", "--samples", "8",
          "--new_tokens", "16", "--prompt_tokens", "8", "--head_epochs", "30"]
@@ -318,19 +319,19 @@ def evaluate_synthetic(args, model, meta, model_name):
                         [{"temperature": T, "sampler": name, **s} for (T, name), s in stats.items()])
     dense = np.linspace(levels[0] - 0.4, levels[-1] + 0.2, 61)
     one = np.ones((1, len(halves["report"].y)))
-    curves = {f: (dense, metrics.frontier(tune, sums["report"], m, "entropy", "tv", dense, one)[0])
-              for f, m in fams.items()}
+    curves = {y: {f: (dense, metrics.frontier(tune, sums["report"], m, "entropy", y, dense, one)[0])
+                  for f, m in fams.items()} for y in ("tv", "garbage")}
     md["plots"] = reporting.plot_results(args.out_dir, grid, report, args.temperatures, curves, KNOBS)
     return md
 
 
 def kept_tables(grid, fams, tune, report_sums, draws, temperatures, levels=(0.99, 0.995, 0.999)):
-    """Garbage at matched kept truth mass 1 - L, each truncation's knob at one temperature. A fitted
-    MinP+ head never removes a token (softplus weights are > 0), so it sits at 1 - L = 1 alone."""
-    lines = ["A fitted MinP+ head removes no token (every weight is > 0), so it has L = 0 and no point "
-             "below 1 − L = 1; the reference here is min-p.", ""]
+    """Garbage at matched kept truth mass 1 - L, each family's knob at one temperature. A MinP+ head
+    whose weights are all > 0 (a fitted one, unless pruned) never removes a token: L = 0, no point below."""
+    lines = ["A MinP+ head whose weights are all > 0 (every fitted head, unless pruned) removes no token: its "
+             "L is 0 and it has no point below 1 − L = 1 (a dash). The reference here is min-p.", ""]
     for T in temperatures:
-        at_T = {f: m for f, m in families(grid, [T]).items() if f not in ("temperature", "minpplus")}
+        at_T = {f: m for f, m in families(grid, [T]).items() if f != "temperature"}
         table = metrics.matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage",
                                       refs=("min_p",))
         names = [f"1 − L = {v}" for v in levels]
@@ -345,7 +346,7 @@ def summary_line(T, rows, grid, report):
         i = rows[(T, name)]
         shown = f"{name} ({knob(grid[i])})" if name.endswith("tuned") else name
         inf = report["kl_inf_share"][i]
-        parts.append(f"{shown} TV {report['tv'][i]:.4f} KL {report['kl'][i]:.4f}"
+        parts.append(f"{shown} TV {report['tv'][i]:.4f} KL {reporting.fmt(report['kl'][i])}"
                      + (f" (inf {inf:.1%})" if inf else ""))
     return f"T {T:g} | " + " | ".join(parts)
 
@@ -386,14 +387,17 @@ def parse_grid(text):
     try:
         if ":" in text:
             start, stop, step = (float(v) for v in text.split(":"))
-            if not (math.isfinite(start) and math.isfinite(stop) and 0 < step < math.inf):
+            if not (math.isfinite(start) and start <= stop < math.inf and 0 < step < math.inf):
                 raise ValueError
             values = np.arange(start, stop + step / 2, step)
         else:
             values = [float(v) for v in text.split(",")]
     except ValueError:
-        raise ValueError(f"--t_grid {text!r}: write start:stop:step with a step > 0 (0.5:3.0:0.1) "
-                         "or a list (1.0,1.5,2.0)") from None
+        raise ValueError(f"--t_grid {text!r}: write start:stop:step with start <= stop and a step > 0 "
+                         "(0.5:3.0:0.1) or a list (1.0,1.5,2.0)") from None
+    if len(values) > MAX_GRID:  # each temperature costs every method's whole grid of settings
+        raise ValueError(f"--t_grid {text!r} holds {len(values):,} temperatures, more than {MAX_GRID}: "
+                         "use a larger step")
     return [round(float(v), 6) for v in values]
 
 

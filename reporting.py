@@ -92,7 +92,7 @@ def plot_results(out_dir, grid, report_means, temperatures, curves, methods):
     except ImportError:
         return False
     for name, draw, size in (("garbage_vs_lost.png", plot_garbage_vs_lost, (4.5 * len(temperatures), 4)),
-                             ("frontier.png", plot_frontiers, (7, 4.5))):
+                             ("frontier.png", plot_frontiers, (11, 4.5))):
         fig = Figure(figsize=size)
         draw(fig, grid, report_means, temperatures, curves, methods)
         fig.tight_layout()
@@ -117,10 +117,12 @@ def plot_garbage_vs_lost(fig, grid, report_means, temperatures, curves, methods)
 
 
 def plot_frontiers(fig, grid, report_means, temperatures, curves, methods):
-    """TV against H(q) along each family's frontier (segments chosen on the tune half)."""
-    ax = fig.add_subplot()
-    for family, (x, y) in curves.items():
-        ax.plot(x, y, "-", label=family, lw=2.5 if family in ("minpplus", "min_p", "temperature") else 1)
-    ax.set(xlabel="entropy H(q), nats (diversity)", ylabel="TV(p*, q)", title="frontiers: quality at each diversity")
-    ax.grid(True, alpha=0.3)
+    """TV and garbage against H(q) along each family's frontier (segments chosen on the tune half):
+    curves {"tv" or "garbage": {family: (x, y)}}."""
+    for k, (y_name, label) in enumerate((("tv", "TV(p*, q)"), ("garbage", "garbage G (q mass where p* = 0)"))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        for family, (x, y) in curves[y_name].items():
+            ax.plot(x, y, "-", label=family, lw=2.5 if family in ("minpplus", "min_p", "temperature") else 1)
+        ax.set(xlabel="entropy H(q), nats (diversity)", ylabel=label, title=f"{y_name}: quality at each diversity")
+        ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)

@@ -163,6 +163,8 @@ def check_params(method, temperature=1.0, temperature_last=False, value_needed=T
         raise ValueError(f"unknown sampling parameter(s) {', '.join(unknown)}: the names are {', '.join(PARAMS)}")
     if not (is_real(temperature) and 0 <= temperature < float("inf")):
         raise ValueError(f"temperature={temperature!r} must be a finite number >= 0 (0 means greedy)")
+    if method == "minpplus":
+        check_strength(head_strength)  # even when greedy decoding makes it moot: a bad value is a mistake
     _, name, valid, rule = METHODS[method]
     if name is None or not value_needed:
         return None
@@ -171,8 +173,6 @@ def check_params(method, temperature=1.0, temperature_last=False, value_needed=T
         raise ValueError(f"method {method!r} needs {name} (--{name} on the command line), {rule}")
     if not valid(value):
         raise ValueError(f"{name}={value!r} must be {rule}")
-    if method == "minpplus":
-        check_strength(head_strength)
     if isinstance(value, numbers.Integral):
         return int(value)  # numpy integers, bools excluded by the check
     return float(value) if is_real(value) else value  # a Fraction or numpy float becomes a plain float

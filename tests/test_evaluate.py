@@ -1,6 +1,7 @@
 """The specification of evaluate.py and metrics.py: every metric on distributions with known
 answers, the frontier's interpolation, and the whole evaluation end to end (--quick)."""
 import csv
+import importlib.util
 import math
 
 import numpy as np
@@ -181,11 +182,14 @@ def test_quick_runs_end_to_end(tmp_path):
     assert [float(r["temperature"]) for r in text_rows] == [1.0, 1.5, 2.0]
     assert all(0 < float(r["bpb_model"]) < 20 and 0 < float(r["bpb_minpplus"]) < 20 for r in text_rows)
     assert "Bits per byte on some.txt" in summary
+    if importlib.util.find_spec("matplotlib"):  # plots only with matplotlib installed
+        assert (tmp_path / "frontier.png").stat().st_size > 0 and (tmp_path / "garbage_vs_lost.png").exists()
 
 
 @pytest.mark.parametrize("flags, message", [
     (["--t_grid", "a:b:c"], "--t_grid"), (["--temperatures", "0"], "temperature"), (["--windows", "0"], "at least 1"),
-    (["--t_grid", "0.7:3.0:0"], "a step > 0"),
+    (["--t_grid", "0.7:3.0:0"], "a step > 0"), (["--t_grid", "1:0.5:0.1"], "start <= stop"),
+    (["--t_grid", "0.001:3:0.0001"], r"holds [\d,]+ temperatures, more than 200: use a larger step"),
     (["--temperatures", "1", "nan"], "holds nan: every temperature must be a finite number"),
     (["--temperatures", "4e-7"], "--temperatures holds 4e-07: .* >= 1e-6"),
 ])

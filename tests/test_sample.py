@@ -465,6 +465,7 @@ def test_cli_samples_the_head_at_its_training_temperature(run_dir, capsys, monke
     (("--method", "top_p"), "needs top_p"),
     (("--method", "top_p", "--top_p", "1.5"), "top_p=1.5 must be in"),
     (("--method", "minpplus", "--head_strength", "-1"), "head_strength=-1.0 must be a finite number >= 0"),
+    (("--method", "minpplus", "--no-do_sample", "--head_strength", "-1"), "head_strength=-1.0 must be a finite"),
     (("--temperature", "-1"), "temperature"),
     (("--max_new_tokens", "32"), "context 32"),
     (("--num_samples", "0"), "num_samples"),
