@@ -37,7 +37,7 @@ from sample import METHODS, check_temperatures, filter_logits, generate, load_te
 KNOBS = {  # each method's grid, weakest first: plain temperature (every family's knob-0 member) comes before it
     "top_k": [64, 48, 32, 24, 16, 12, 8, 5, 3, 2, 1],
     "top_p": [0.999, 0.995, 0.99, 0.98, 0.95, 0.9, 0.85, 0.8, 0.7, 0.6, 0.5],
-    "min_p": [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3],
+    "min_p": [0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.07, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5],
     "typical": [0.999, 0.995, 0.99, 0.95, 0.9, 0.8, 0.7, 0.5],
     "epsilon": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05],
     "eta": [1e-4, 3e-4, 1e-3, 3e-3, 0.01, 0.02, 0.05],
