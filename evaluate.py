@@ -389,7 +389,9 @@ def parse_grid(text):
             start, stop, step = (float(v) for v in text.split(":"))
             if not (math.isfinite(start) and start <= stop < math.inf and 0 < step < math.inf):
                 raise ValueError
-            values = np.arange(start, stop + step / 2, step)
+            values = range(int((stop - start) / step + 0.5) + 1)  # counted before any is made
+            if len(values) <= MAX_GRID:
+                values = np.arange(start, stop + step / 2, step)
         else:
             values = [float(v) for v in text.split(",")]
     except ValueError:
@@ -425,6 +427,10 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.quick:  # the quick grids, unless given on the command line
         args = parser.parse_args(QUICK + (argv if argv is not None else sys.argv[1:]))
+        given = [flag for flag in ("--ckpt", "--data_dir") for a in (argv if argv is not None else sys.argv[1:])
+                 if a == flag or a.startswith(flag + "=")]
+        if given:
+            raise ValueError(f"--quick trains its own tiny model: drop {' and '.join(given)} or drop --quick")
     if min(args.windows, args.bootstrap, args.samples, args.prompt_tokens, args.new_tokens, args.head_epochs) < 1:
         raise ValueError("--windows, --bootstrap, --samples, --prompt_tokens, --new_tokens and --head_epochs "
                          "must be at least 1")

@@ -303,6 +303,8 @@ def pick_device(name):
         parsed = torch.device(device)
     except RuntimeError:
         raise ValueError(f"unknown --device {device!r}: use auto, cpu, cuda or cuda:N") from None
+    if parsed.type not in ("cpu", "cuda", "mps"):  # meta, xpu, ...: not devices this project runs on
+        raise ValueError(f"--device {device!r} is not one this project runs on: use auto, cpu, cuda or cuda:N")
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda asked for but no GPU is visible: use --device cpu")
     if parsed.type == "cuda" and (parsed.index or 0) >= torch.cuda.device_count():
@@ -314,6 +316,8 @@ def read_checkpoint(path, device="cpu", mmap=False):
     """The dict train.py saved at path, read with weights_only=True: a checkpoint holds tensors and
     plain Python values only, so a crafted file that pickles code is refused instead of run.
     mmap=True maps the tensors instead of reading them, for a caller that needs only the plain values."""
+    if os.path.isfile(path) and os.path.getsize(path) == 0:  # torch's own message would blame the file format
+        raise ValueError(f"{path} is empty (an interrupted copy?): pass a ckpt.pt that train.py wrote")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except FileNotFoundError:
@@ -335,18 +339,34 @@ def read_checkpoint(path, device="cpu", mmap=False):
     return ckpt
 
 
+def checkpoint_config(ckpt, path):
+    """The ModelConfig of a checkpoint, once checked against its weights on the meta device: an
+    edited config (n_layers 10**9, say) is refused without hours of building or gigabytes allocated."""
+    try:
+        config, weights = ModelConfig(**ckpt["model_config"]), ckpt["model"]
+        layers = {k.split(".")[1] for k in weights if k.startswith("layers.")}
+        if config.n_layers != len(layers):
+            raise ValueError(f"n_layers {config.n_layers!r} but {len(layers)} layers of weights")
+        with torch.device("meta"):
+            shapes = {k: v.shape for k, v in Transformer(config).state_dict().items()}
+        wrong = sorted(set(shapes) ^ set(weights)) + [k for k in shapes if k in weights and
+                                                      weights[k].shape != shapes[k]]
+        if wrong:
+            raise ValueError(f"{len(wrong)} tensors missing, extra or of another shape, e.g. {wrong[0]}")
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError) as e:
+        raise ValueError(f"{path}'s weights do not fit its own model_config ({str(e).splitlines()[0]}): "
+                         f"the file is damaged or was edited; use another checkpoint") from None
+    return config
+
+
 def load_checkpoint(path, device="cpu"):
     """Rebuild the model saved by train.py at `path`; returns (model in eval mode, checkpoint dict)."""
     ckpt = read_checkpoint(path, device)
     if "model_config" not in ckpt or "model" not in ckpt:
         raise ValueError(f"{path} is not a language-model checkpoint (head_ckpt.pt is the head's): "
                          f"pass the ckpt.pt that train.py wrote")
-    try:
-        model = Transformer(ModelConfig(**ckpt["model_config"]))
-        model.load_state_dict(ckpt["model"])
-    except (TypeError, ValueError, RuntimeError) as e:
-        raise ValueError(f"{path}'s weights do not fit its own model_config ({str(e).splitlines()[0]}): "
-                         f"the file is damaged or was edited; use another checkpoint") from None
+    model = Transformer(checkpoint_config(ckpt, path))
+    model.load_state_dict(ckpt["model"])
     return model.to(device).eval(), ckpt
 
 
@@ -354,7 +374,7 @@ def trained_data_dir(ckpt, path):
     """The data directory the checkpoint at path was trained on, as train.py saved it; ValueError,
     naming the fix, when it is not recorded or not here."""
     data_dir = ckpt.get("train_config", {}).get("data_dir")
-    if data_dir is None or not os.path.exists(os.path.join(data_dir, "meta.json")):
+    if not isinstance(data_dir, str) or not os.path.exists(os.path.join(data_dir, "meta.json")):
         raise ValueError(f"{path} was trained on data in {data_dir!r}, which is not here "
                          f"(relative paths count from the current directory): pass --data_dir")
     return data_dir

@@ -190,11 +190,11 @@ def filter_logits(logits, method, temperature=1.0, temperature_last=False, top_k
     value = check_params(method, temperature, temperature_last, top_k=top_k, top_p=top_p, min_p=min_p,
                          typical_p=typical_p, epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff, n_sigma=n_sigma,
                          head=head, head_strength=head_strength)
-    logits = logits.float()
+    logits, temperature = logits.float(), float(temperature)  # a Fraction or numpy value, once checked
     if method == "greedy" or temperature == 0:
         return greedy(logits)
     fn = METHODS[method][0]
-    extra = {"head_strength": head_strength} if method == "minpplus" else {}
+    extra = {"head_strength": float(head_strength)} if method == "minpplus" else {}
     method_of = (lambda z: fn(z, value, **extra)) if value is not None else fn
     if temperature_last:
         return divide(method_of(logits), temperature)

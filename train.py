@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 import data
 import synthetic
-from model import PRESETS, ModelConfig, Transformer, pick_device, read_checkpoint
+from model import PRESETS, ModelConfig, Transformer, checkpoint_config, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
 from runtime import MetricsLog, StopFlag, autocast, kept_message, peak_flops, save_checkpoint
 from train_head import train_head
@@ -136,7 +136,14 @@ def resumed_train_config(cfg):
     path = os.path.join(cfg.out_dir, "head_ckpt.pt" if cfg.head else "ckpt.pt")
     if not os.path.exists(path):
         return {}
-    return read_checkpoint(path, mmap=True).get("train_config", {})  # the config only: no weights read
+    saved = read_checkpoint(path, mmap=True).get("train_config", {})  # the config only: no weights read
+    for f in dataclasses.fields(TrainConfig):
+        value = saved.get(f.name, f.default) if isinstance(saved, dict) else None
+        if not (isinstance(value, f.type) or f.type is float and type(value) is int) or f.type is int and \
+                isinstance(value, bool):
+            raise ValueError(f"{path}'s train_config holds {f.name}={value!r}, not a {f.type.__name__}: the file "
+                             "is damaged or was edited; drop --resume to start afresh")
+    return saved
 
 
 def check_config(cfg):
@@ -151,6 +158,8 @@ def check_config(cfg):
         value = getattr(cfg, f.name)
         if f.type is float and not math.isfinite(value):
             raise ValueError(f"--{f.name} is {value}: it must be a finite number")
+        if f.type is float and abs(value) > torch.finfo(torch.float32).max:  # tensors hold it in fp32
+            raise ValueError(f"--{f.name} {value:g} is beyond float32's range: pass a smaller value")
     if not cfg.temperature > 0:
         raise ValueError(f"--temperature must be > 0, got {cfg.temperature}")
     if not 0 <= cfg.head_prune_below <= 1:
@@ -163,6 +172,9 @@ def check_config(cfg):
                  "head_tokens", "head_val_tokens", "truth_windows"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.min_lr > cfg.lr:
+        raise ValueError(f"--min_lr {cfg.min_lr:g} is above --lr {cfg.lr:g}: the schedule decays to min_lr; "
+                         "pass a smaller --min_lr")
 
 
 def resolve_device(cfg):
@@ -259,11 +271,7 @@ def eval_baselines(cfg, meta, train_tokens, val_tokens, device):
 def lm_config(cfg, model_overrides, meta, ckpt, splits):
     """The model's config (the checkpoint's when resuming), checked against the data; sets cfg.block_size."""
     if ckpt:
-        try:
-            model_cfg = ModelConfig(**ckpt["model_config"])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f"the checkpoint's model_config cannot be used ({e}): the file is damaged or was edited; "
-                             f"drop --resume to start afresh") from None
+        model_cfg = checkpoint_config(ckpt, os.path.join(cfg.out_dir, "ckpt.pt"))
         changed = [f"--{k} {v}" for k, v in model_overrides.items() if getattr(model_cfg, k) != v]
         if changed:
             raise ValueError(f"{', '.join(changed)} differs from the resumed checkpoint's model: a resumed run keeps "

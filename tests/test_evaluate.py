@@ -127,7 +127,8 @@ def test_segments_join_neighbouring_temperatures_and_knob_values_through_plain_s
     weakest2 = index[("min_p", 2.0, evaluate.KNOBS["min_p"][0])]
     assert {(plain1, plain2), (plain1, weakest1), (weakest1, weakest2)} <= segments
     assert (plain1, index[("min_p", 1.0, 0.3)]) not in segments  # only neighbours are joined
-    assert len(segments) == 12 * 1 + 2 * 11  # 12 nodes per T joined across T, 11 knob steps at each T
+    nodes = 1 + len(evaluate.KNOBS["min_p"])  # plain, then each knob value
+    assert len(segments) == nodes * 1 + 2 * (nodes - 1)  # every node joined across T, the knob steps at each T
     assert set(evaluate.family_segments(grid, "temperature")) == {(plain1, plain2)}
 
 
@@ -189,7 +190,9 @@ def test_quick_runs_end_to_end(tmp_path):
 @pytest.mark.parametrize("flags, message", [
     (["--t_grid", "a:b:c"], "--t_grid"), (["--temperatures", "0"], "temperature"), (["--windows", "0"], "at least 1"),
     (["--t_grid", "0.7:3.0:0"], "a step > 0"), (["--t_grid", "1:0.5:0.1"], "start <= stop"),
-    (["--t_grid", "0.001:3:0.0001"], r"holds [\d,]+ temperatures, more than 200: use a larger step"),
+    (["--t_grid", "0.001:3:0.0001"], r"holds 29,991 temperatures, more than 200: use a larger step"),
+    (["--t_grid", "0.1:1e9:1e-9"], r"holds [\d,]+ temperatures, more than 200"),
+    (["--quick", "--ckpt", "elsewhere.pt"], "--quick trains its own tiny model: drop --ckpt or drop --quick"),
     (["--temperatures", "1", "nan"], "holds nan: every temperature must be a finite number"),
     (["--temperatures", "4e-7"], "--temperatures holds 4e-07: .* >= 1e-6"),
 ])

@@ -41,18 +41,24 @@ def one_line_error(argv, message, main=train.main):
 def test_damaged_checkpoints_are_one_line_errors_on_resume(tmp_path, corpus, trained):
     good = (trained / "ckpt.pt").read_bytes()
     ckpt = torch.load(trained / "ckpt.pt", weights_only=True)
-    damaged = {"empty": b"", "truncated": good[:len(good) // 2]}
-    for name, content in damaged.items():
+    damaged = {"empty": (b"", "ckpt.pt is empty"),
+               "truncated": (good[:len(good) // 2], "cannot read .*as a checkpoint")}
+    for name, (content, message) in damaged.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "ckpt.pt").write_bytes(content)
-        one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path / name), *SMALL, "--resume"],
-                       "cannot read .*ckpt.pt as a checkpoint")
+        one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path / name), *SMALL, "--resume"], message)
+    started = time.perf_counter()
     for name, edit in (("edited", {"model_config": {**ckpt["model_config"], "layers": 3}}),
+                       ("huge", {"model_config": {**ckpt["model_config"], "n_layers": 10**9}}),
+                       ("wide", {"model_config": {**ckpt["model_config"], "dim": 10**6}}),
+                       ("typo", {"model_config": {**ckpt["model_config"], "dim": "zz"}}),
+                       ("lr", {"train_config": {**ckpt["train_config"], "lr": "zz"}}),
                        ("no_rng", {"rng": None})):
         (tmp_path / name).mkdir()
         torch.save({**ckpt, **edit}, tmp_path / name / "ckpt.pt")
         one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path / name), *SMALL, "--resume"],
                        "damaged or was edited")
+    assert time.perf_counter() - started < 60  # an edited size is refused before the model is built
 
 
 def test_a_resumed_run_refuses_a_model_flag_that_differs(corpus, trained):
@@ -70,7 +76,10 @@ def test_bad_paths_and_flags_are_one_line_errors(tmp_path, corpus):
     for flags, message in ((["--block_size", "-1"], "--block_size must be >= 0"),
                            (["--warmup_steps", "-1"], "--warmup_steps must be >= 0"),
                            (["--lr", "nan"], "--lr is nan: it must be a finite number"),
-                           (["--grad_clip", "inf"], "--grad_clip is inf")):
+                           (["--grad_clip", "inf"], "--grad_clip is inf"),
+                           (["--lr", "1e39", "--warmup_steps", "0"], "--lr 1e\\+39 is beyond float32's range"),
+                           (["--lr", "1e-3", "--min_lr", "1e-2"], "--min_lr 0.01 is above --lr 0.001"),
+                           (["--device", "meta"], "--device 'meta' is not one this project runs on")):
         one_line_error([*run, "--out_dir", str(tmp_path / "out"), *flags], message)
     text = tmp_path / "t.txt"
     text.write_text("some text\n" * 50)

@@ -259,6 +259,10 @@ def test_parameters_of_any_real_type_and_bad_types():
                            ("eta", dict(eta_cutoff=Fraction(1, 4))), ("top_nsigma", dict(n_sigma=Fraction(1))),
                            ("min_p", dict(min_p=Fraction(1, 2)))):
         assert 1 <= kept(filter_logits(logits, method, **params)) <= 3
+    half = filter_logits(logits, "top_p", top_p=0.9, temperature=Fraction(1, 2))
+    assert torch.equal(half, filter_logits(logits, "top_p", top_p=0.9, temperature=0.5))
+    strength = filter_logits(logits, "minpplus", head=MinPPlusHead(), head_strength=Fraction(3, 2))
+    assert torch.equal(strength, filter_logits(logits, "minpplus", head=MinPPlusHead(), head_strength=1.5))
     with pytest.raises(ValueError, match="unknown method \\['top_p'\\]"):
         filter_logits(logits, ["top_p"], top_p=0.9)
     with pytest.raises(ValueError, match="temperature_last='yes' must be True or False"):
