@@ -82,7 +82,9 @@ def write_atomically(path, write):
     except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
-        if isinstance(e, (OSError, RuntimeError)) and not isinstance(e, torch.OutOfMemoryError):
+        # any other Exception only on a full disk (tokenizers raises a plain one); bad input stays a ValueError
+        if isinstance(e, Exception) and not isinstance(e, (ValueError, torch.OutOfMemoryError)) and (
+                isinstance(e, (OSError, RuntimeError)) or disk_full(e, path)):
             reason = "the disk is full" if disk_full(e, path) else f"{type(e).__name__}: {str(e).splitlines()[0]}"
             raise OSError(f"could not write {path} ({reason}); the previous file, if any, is untouched: "
                           f"free some space or choose another --out_dir") from e
@@ -90,11 +92,12 @@ def write_atomically(path, write):
 
 
 def disk_full(error, path):
-    """Whether a failed write ran out of space (torch.save says only 'unexpected pos')."""
+    """Whether a failed write ran out of space (torch.save says only 'unexpected pos'; tokenizers says
+    'No space left on device (os error 28)' in a plain Exception)."""
     import errno
     import shutil
 
-    if getattr(error, "errno", None) == errno.ENOSPC:
+    if getattr(error, "errno", None) == errno.ENOSPC or re.search(r"no space left|os error 28", str(error), re.I):
         return True
     try:
         return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < 1 << 20
@@ -114,6 +117,16 @@ def make_out_dir(out_dir):
         raise ValueError(f"--out_dir {out_dir} cannot be created (permission denied): choose another") from None
     if not os.access(out_dir, os.W_OK | os.X_OK):
         raise ValueError(f"--out_dir {out_dir} is not writable: choose another or fix its permissions")
+
+
+def unmark_complete(out_dir):
+    """Remove out_dir's meta.json before the first other file is rewritten. meta.json, written last, marks
+    a complete directory: an interrupted run then leaves one load_meta refuses, whichever file it stopped in
+    (simpler than a digest per file in meta.json, and it covers the .bin files and problems.jsonl too)."""
+    try:
+        os.remove(os.path.join(out_dir, "meta.json"))
+    except FileNotFoundError:
+        pass
 
 
 def write_split(path, ids, vocab_size):
@@ -146,6 +159,7 @@ def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=
     """Generate the synthetic language's corpus into out_dir (train and val from distinct seeds)."""
     make_out_dir(out_dir)
     lang = SyntheticLanguage(seed)
+    unmark_complete(out_dir)
     write_atomically(os.path.join(out_dir, "tokenizer.json"), word_tokenizer(lang.vocab).save)
     meta = {"kind": "synthetic", "seed": seed, "vocab_size": lang.vocab_size,
             "eos_id": lang.eos_id, "dtype": np.dtype(token_dtype(lang.vocab_size)).name}
@@ -282,6 +296,7 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
     make_out_dir(out_dir)  # before the long part: a bad --out_dir stops the run at once
     with tqdm(total=size, unit="B", unit_scale=True, desc="training the tokenizer") as progress:
         tok = bpe_tokenizer(train_texts(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)
+    unmark_complete(out_dir)
     write_atomically(os.path.join(out_dir, "tokenizer.json"), tok.save)
     meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": tok.get_vocab_size(),
             "eos_id": None, "dtype": np.dtype(token_dtype(tok.get_vocab_size())).name}
@@ -294,20 +309,31 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
     return meta
 
 
+KINDS = ("synthetic", "text", "task")  # what meta.json's kind says: prepare_synthetic's, prepare_text's, task.py's
+
+
 def load_meta(data_dir):
+    """data_dir's meta.json, checked: kind is required (every data.py wrote it; train.py and sample.py read it)."""
     path = os.path.join(data_dir, "meta.json")
     if not os.path.exists(path):
-        raise ValueError(f"no meta.json in {data_dir}: prepare it with `python data.py --out_dir {data_dir}` "
-                         "(synthetic) or `--input FILE.txt` (your text)")
+        raise ValueError(f"no meta.json in {data_dir} (never prepared, or data.py was interrupted): prepare it with "
+                         f"`python data.py --out_dir {data_dir}` (synthetic) or `--input FILE.txt` (your text)")
     try:
         with open(path) as f:
             meta = json.load(f)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
         raise ValueError(f"cannot read {path} ({type(e).__name__}): re-run data.py for {data_dir}") from None
-    missing = [k for k in ("vocab_size", "dtype") if not isinstance(meta, dict) or k not in meta]
+    missing = [k for k in ("kind", "vocab_size", "dtype") if not isinstance(meta, dict) or k not in meta]
     if missing:
         raise ValueError(f"{path} lacks {', '.join(missing)}: it was not written by data.py; "
                          f"re-run data.py for {data_dir}")
+    vocab_size, dtype, kind = meta["vocab_size"], meta["dtype"], meta["kind"]
+    bad = ([f"vocab_size {vocab_size!r} (not a positive integer)"] if isinstance(vocab_size, bool)
+           or not isinstance(vocab_size, int) or vocab_size < 1 else [])
+    bad += [f"dtype {dtype!r} (not uint16 or uint32)"] if dtype not in ("uint16", "uint32") else []
+    bad += [f"kind {kind!r} (not one of {', '.join(KINDS)})"] if kind not in KINDS else []
+    if bad:
+        raise ValueError(f"{path} has {'; '.join(bad)}: it was edited or damaged; re-run data.py for {data_dir}")
     return meta
 
 
@@ -405,6 +431,9 @@ def answer_mask(tokens, answer_id, eos_id):
     return before(last_marker) > before(last_eos)
 
 
+MAX_VOCAB = 2**20  # far past any useful BPE vocabulary; a larger one aborts inside the tokenizers library
+
+
 def main(argv=None):
     try:
         prepare(argv)
@@ -422,15 +451,20 @@ def prepare(argv=None):
     parser.add_argument("--task", choices=["arithmetic"], help="word problems with exact answers instead "
                         "(task.py; flags --steps --max_number --train_problems --val_problems --eval_problems)")
     parser.add_argument("--out_dir", default="data/synthetic")
-    parser.add_argument("--vocab_size", type=int, default=4096, help="BPE vocabulary size (text only)")
+    parser.add_argument("--vocab_size", type=int, help="BPE vocabulary size (text only; default 4096)")
     parser.add_argument("--tokenizer_mb", type=float, default=200,
                         help="train the BPE on at most this many MB of the train part, spread over it (text only)")
     parser.add_argument("--train_tokens", type=int, default=2_000_000, help="synthetic only")
     parser.add_argument("--val_tokens", type=int, default=100_000, help="synthetic only")
     parser.add_argument("--seed", type=int, default=0, help="synthetic only: the language and its corpus")
     args = parser.parse_args(argv)
-    if args.input and args.vocab_size <= 257:  # byte-level BPE starts from 256 bytes and <eos>
-        raise ValueError(f"--vocab_size {args.vocab_size} must be above 257 (the 256 bytes and <eos>): try 4096")
+    if args.vocab_size is not None and not args.input:  # default None: only a --vocab_size given is refused
+        raise ValueError(f"--vocab_size {args.vocab_size} is for --input only: the synthetic language's "
+                         f"vocabulary is fixed; drop it or pass --input FILE.txt")
+    args.vocab_size = 4096 if args.vocab_size is None else args.vocab_size
+    if args.input and not 257 < args.vocab_size <= MAX_VOCAB:  # byte-level BPE starts from 256 bytes and <eos>
+        raise ValueError(f"--vocab_size {args.vocab_size} must be above 257 (the 256 bytes and <eos>) and at most "
+                         f"{MAX_VOCAB:,} (2**20): try 4096")
     if args.input and not args.tokenizer_mb > 0:
         raise ValueError(f"--tokenizer_mb {args.tokenizer_mb:g} must be above 0: try 200")
     if not args.input and min(args.train_tokens, args.val_tokens) < 1:

@@ -25,6 +25,8 @@ V = 32000 on an H100; bench/head.py measures it).
 import json
 import math
 import numbers
+import os
+import stat
 
 import torch
 import torch.nn as nn
@@ -33,6 +35,7 @@ import torch.nn.functional as F
 import data
 
 INIT_SHARE_AT_ZERO = 0.99  # an untrained head is 99% identity; the rest is spread over tau_1..tau_{K-1}
+MAX_HEAD_BYTES = 16 << 20  # a head.json is a few KB: a larger file is not one, and is not read into memory
 SCATTER_LANES = 32  # copies of each row's K bucket sums, so GPU atomics do not all hit one address
 
 
@@ -341,8 +344,15 @@ class MinPPlusHead(nn.Module):
         (when the file records them)."""
         fix = "re-export it with `python train.py --head minpplus`"
         try:
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode):  # a FIFO would block, /dev/zero never end
+                raise ValueError(f"cannot read the MinP+ head {path} (not a regular file): "
+                                 f"pass the path of a head.json")
+            if info.st_size > MAX_HEAD_BYTES:
+                raise ValueError(f"{path} is {info.st_size:,} bytes, far more than a MinP+ head "
+                                 f"(a few KB; at most {MAX_HEAD_BYTES:,}): pass the path of a head.json")
             with open(path) as f:
-                text = f.read()
+                text = f.read(MAX_HEAD_BYTES + 1)  # bounded even if it grew: the cut then is not valid JSON
         except FileNotFoundError:
             raise ValueError(f"no MinP+ head at {path}: train one with `python train.py --head minpplus` "
                              f"or pass the path of its head.json") from None

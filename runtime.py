@@ -85,8 +85,15 @@ class MetricsLog:
                 data.write_text(self.path, "".join(kept))
 
     def write(self, row):
-        with open(self.writing, "a") as f:
-            f.write(json.dumps(strict_json(row), allow_nan=False) + "\n")
+        line = json.dumps(strict_json(row), allow_nan=False) + "\n"
+        try:
+            with open(self.writing, "a") as f:
+                f.write(line)
+        except OSError:  # a full disk: a log the failed write left empty would only outlive the run
+            with contextlib.suppress(OSError):
+                if os.path.getsize(self.writing) == 0:
+                    os.remove(self.writing)
+            raise
 
     def saved(self):
         """The run's checkpoint was just written: from now on its log is the log."""
@@ -101,7 +108,7 @@ class MetricsLog:
 def row_within(line, key, last):
     try:
         row = json.loads(line)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # a line nested thousands deep is as unreadable: dropped
         return False
     return isinstance(row, dict) and isinstance(row.get(key, 0), (int, float)) and row.get(key, 0) <= last
 

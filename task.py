@@ -125,6 +125,7 @@ def prepare_task(out_dir, steps=2, max_number=10, train_problems=100_000, val_pr
         raise ValueError(f"only {len(held_out)} distinct held-out problems with --steps {steps} --max_number "
                          f"{max_number}: ask for fewer --eval_problems or make the task larger")
     data.make_out_dir(out_dir)
+    data.unmark_complete(out_dir)
     data.write_atomically(os.path.join(out_dir, "tokenizer.json"), data.word_tokenizer(vocab).save)
     meta = {"kind": "task", "task": "arithmetic", "seed": seed, "steps": steps, "max_number": max_number,
             "vocab_size": len(vocab), "eos_id": token_id[data.EOS], "answer_id": token_id[ANSWER],
@@ -179,12 +180,30 @@ ANSWER_BUDGET = 2  # new tokens per answer: one number and <eos>
 
 
 def load_problems(data_dir):
+    """The held-out (question, answer) pairs of problems.jsonl, each checked against the task's vocabulary."""
     path = os.path.join(data_dir, "problems.jsonl")
     if not os.path.exists(path):
         raise ValueError(f"no problems.jsonl in {data_dir}: prepare the task with "
                          f"`python data.py --task arithmetic --out_dir {data_dir}`")
-    with open(path) as f:
-        return [(row["question"], row["answer"]) for row in map(json.loads, f)]
+    token_id = data.load_tokenizer(data_dir).get_vocab()  # every word and answer must be one of its tokens
+    problems = []
+    with open(path, errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+            except (json.JSONDecodeError, RecursionError):
+                row = None
+            row = row if isinstance(row, dict) else {}
+            if not isinstance(row.get("question"), str) or type(row.get("answer")) is not int:  # bool is no answer
+                problem = 'not a row {"question": text, "answer": integer}'
+            else:
+                unknown = [w for w in row["question"].split() + [str(row["answer"])] if w not in token_id]
+                problem = f"words not in the task's vocabulary ({' '.join(unknown[:3])})" if unknown else None
+            if problem:
+                raise ValueError(f"{path} line {number}: {problem}: re-run data.py --task arithmetic "
+                                 f"--out_dir {data_dir}")
+            problems.append((row["question"], row["answer"]))
+    return problems
 
 
 class Problems:

@@ -210,6 +210,8 @@ def resume_head(head, optimizer, cfg, path, lm_fingerprint, init_from, device):
     if not os.path.exists(path):
         raise ValueError(f"--resume but no head checkpoint at {path}: drop --resume to fit afresh")
     state = read_checkpoint(path, device)
+    if not isinstance(state.get("train_config"), dict):
+        raise ValueError(f"{path} is damaged (its train_config is missing or not a dict): delete it or drop --resume")
     if state.get("checkpoint") != lm_fingerprint:  # the LM itself was trained on since
         raise ValueError(f"{path} was fitted on other weights than {init_from}'s now: "
                          f"drop --resume to fit a head on this model")
@@ -218,10 +220,41 @@ def resume_head(head, optimizer, cfg, path, lm_fingerprint, init_from, device):
         was = ", ".join(f"--{k} {state['train_config'].get(k)!r}" for k in changed)
         raise ValueError(f"{path} was fitted with {was}: resume with those (or no such flags), "
                          f"or drop --resume to fit afresh")
+    check_head_checkpoint(state, head, cfg, path)
     head.load_state_dict(state["head"])
-    optimizer.load_state_dict(state["optimizer"])
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        shapes = {"step": (), "exp_avg": head.theta.shape, "exp_avg_sq": head.theta.shape}
+        if not all(torch.isfinite(s[k]).all() and s[k].shape == shape  # else the first fitting step would crash
+                   for s in optimizer.state.values() for k, shape in shapes.items()):
+            raise ValueError("moments")
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError, AttributeError) as e:
+        raise ValueError(f"{path} is damaged (its optimizer state: {type(e).__name__}): "
+                         f"delete it or drop --resume") from None
     print(f"resuming the head at epoch {state['epoch']}")
     return state["epoch"]
+
+
+def check_head_checkpoint(state, head, cfg, path):
+    """ValueError unless state (a head_ckpt.pt of this run's flags) holds what resume_head reads, of the right
+    types and shapes: an edited file would crash in load_state_dict, an epoch past --head_epochs skip the fitting."""
+    expected = head.state_dict()
+    saved, epoch = state.get("head"), state.get("epoch")
+    problem = None
+    if not all(isinstance(state.get(k), dict) for k in ("head", "optimizer")):
+        problem = "its head or optimizer state is missing or not a dict"
+    elif saved.keys() != expected.keys() or any(not torch.is_tensor(saved[k]) or saved[k].shape != v.shape
+                                                 or saved[k].dtype != v.dtype for k, v in expected.items()):
+        problem = f"its head state is not {', '.join(f'{k} {tuple(v.shape)}' for k, v in expected.items())}"
+    elif not torch.isfinite(saved["theta"]).all() or not torch.equal(saved["tau"].cpu(), expected["tau"].cpu()):
+        problem = "its head's weights are not finite or its thresholds are not the configured ones"
+    elif type(epoch) is not int or epoch < 0:
+        problem = f"its epoch is {epoch!r}, not a count"
+    if problem:
+        raise ValueError(f"{path} is damaged ({problem}): delete it or drop --resume")
+    if epoch > cfg.head_epochs:
+        raise ValueError(f"{path} is at epoch {epoch}, past --head_epochs {cfg.head_epochs}: pass --head_epochs "
+                         f"{epoch} or more, or drop --resume")
 
 
 def truth_logits(model, meta, eval_tokens, cfg, device):

@@ -158,7 +158,7 @@ def test_bad_inputs_exit_with_a_message(tmp_path):
     out = tmp_path / "bad"
     out.mkdir()
     data.write_split(str(out / "train.bin"), [1, 2, 99], vocab_size=100)
-    (out / "meta.json").write_text(json.dumps({"vocab_size": 50, "dtype": "uint16"}))
+    (out / "meta.json").write_text(json.dumps({"kind": "text", "vocab_size": 50, "dtype": "uint16"}))
     with pytest.raises(ValueError, match="token id 99 >= vocab_size 50"):
         data.open_split(str(out), "train", data.load_meta(str(out)))
     assert os.path.exists(out / "train.bin")  # nothing is lost
@@ -168,7 +168,8 @@ def test_bad_inputs_exit_with_a_message(tmp_path):
     latin1.write_bytes("café\n".encode("latin-1"))
     with pytest.raises(ValueError, match="is not UTF-8 .* at byte 3"):
         data.prepare_text(str(latin1), str(tmp_path / "o"))
-    (out / "meta.json").write_text(json.dumps({"vocab_size": 100, "dtype": "uint32"}))  # 6 bytes of uint16s
+    meta = {"kind": "text", "vocab_size": 100, "dtype": "uint32"}
+    (out / "meta.json").write_text(json.dumps(meta))  # train.bin is 6 bytes of uint16s
     with pytest.raises(ValueError, match="not a whole number of uint32 tokens"):
         data.open_split(str(out), "train", data.load_meta(str(out)))
     with pytest.raises(ValueError, match="too few for one window of 8"):
@@ -316,3 +317,81 @@ def test_the_tokenizer_trains_on_at_most_its_sample_spread_over_the_train_part(t
         assert "".join(texts) == path.read_text()[:90_000]
     with pytest.raises(SystemExit, match="--tokenizer_mb 0 must be above 0"):
         data.main(["--input", str(path), "--out_dir", str(tmp_path / "o"), "--tokenizer_mb", "0"])
+
+
+def test_a_full_disk_in_a_library_that_raises_a_plain_exception_is_a_one_line_os_error(tmp_path):
+    path = str(tmp_path / "tokenizer.json")
+    data.write_text(path, "old")
+
+    def tokenizers_save(tmp):  # what tokenizers' Tokenizer.save raises on a full disk
+        with open(tmp, "w") as f:
+            f.write("partial")
+        raise Exception("No space left on device (os error 28)")
+
+    with pytest.raises(OSError, match=r"could not write .*tokenizer.json \(the disk is full\); the previous file"):
+        data.write_atomically(path, tokenizers_save)
+    assert os.listdir(tmp_path) == ["tokenizer.json"] and open(path).read() == "old"
+
+    for error in (KeyboardInterrupt(), Exception("boom"), ValueError("bad input")):  # not about space: as they are
+
+        def failing(tmp):
+            raise error
+
+        with pytest.raises(type(error)) as raised:
+            data.write_atomically(path, failing)
+        assert raised.value is error
+
+
+def test_an_interrupted_preparation_over_a_prepared_directory_leaves_no_meta_json(tmp_path, monkeypatch):
+    out = str(tmp_path / "d")
+    data.prepare_synthetic(out, train_tokens=2000, val_tokens=500)
+    src = tmp_path / "b.txt"
+    src.write_text("".join(f"line {i} of another text\n" for i in range(300)))
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(b"fine line\n" * 300 + "caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8"):  # refused before any write: the old directory stays whole
+        data.prepare_text(str(latin1), out, vocab_size=300)
+    assert data.load_meta(out)["kind"] == "synthetic"
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "encode_split", ctrl_c)  # Ctrl-C while encoding: B's tokenizer.json is written
+    with pytest.raises(KeyboardInterrupt):
+        data.prepare_text(str(src), out, vocab_size=300)
+    assert json.load(open(os.path.join(out, "tokenizer.json")))["model"]["type"] == "BPE"
+    with pytest.raises(ValueError, match="no meta.json in .*data.py was interrupted"):  # not A's meta, B's tokenizer
+        data.load_meta(out)
+    monkeypatch.undo()
+    assert data.prepare_text(str(src), out, vocab_size=300)["kind"] == data.load_meta(out)["kind"] == "text"
+
+
+@pytest.mark.parametrize("content, message", [
+    ("[1, 2]", "lacks kind, vocab_size, dtype"),
+    ('{"vocab_size": 10, "dtype": "uint16"}', "lacks kind"),
+    ('{"kind": "text", "vocab_size": "10", "dtype": "uint16"}', "vocab_size '10' \\(not a positive integer\\)"),
+    ('{"kind": "text", "vocab_size": 0, "dtype": "uint16"}', "vocab_size 0 \\(not a positive"),
+    ('{"kind": "text", "vocab_size": true, "dtype": "uint16"}', "vocab_size True \\(not a positive"),
+    ('{"kind": "text", "vocab_size": 10.5, "dtype": "uint16"}', "vocab_size 10.5 \\(not a positive"),
+    ('{"kind": "text", "vocab_size": 10, "dtype": "int8"}', "dtype 'int8' \\(not uint16 or uint32\\)"),
+    ('{"kind": "text", "vocab_size": 10, "dtype": ["uint16"]}', "dtype \\['uint16'\\]"),
+    ('{"kind": "poetry", "vocab_size": 10, "dtype": "uint16"}', "kind 'poetry' \\(not one of synthetic, text, task"),
+    ("[" * 100_000, "cannot read .*meta.json \\(RecursionError\\)"),
+])
+def test_load_meta_refuses_what_data_py_never_writes(tmp_path, content, message):
+    (tmp_path / "meta.json").write_text(content)
+    with pytest.raises(ValueError, match=message) as error:
+        data.load_meta(str(tmp_path))
+    assert "\n" not in str(error.value) and "re-run data.py" in str(error.value)
+
+
+def test_vocab_size_is_refused_where_it_would_be_ignored_or_abort(tmp_path):
+    with pytest.raises(SystemExit, match="--vocab_size 300 is for --input only: the synthetic language"):
+        data.main(["--out_dir", str(tmp_path / "syn"), "--vocab_size", "300"])
+    src = tmp_path / "a.txt"
+    src.write_text("a line\n" * 100)
+    with pytest.raises(SystemExit, match="--vocab_size 100000000000 must be above 257 .* at most 1,048,576"):
+        data.main(["--input", str(src), "--out_dir", str(tmp_path / "o"), "--vocab_size", str(10**11)])
+    assert not (tmp_path / "syn").exists() and not (tmp_path / "o").exists()
+    data.main(["--out_dir", str(tmp_path / "syn"), "--train_tokens", "1000", "--val_tokens", "100"])  # no flag: fine
+    assert data.load_meta(str(tmp_path / "syn"))["kind"] == "synthetic"

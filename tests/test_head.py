@@ -1,15 +1,22 @@
 """The MinP+ head (head.py): what the transform is, what its fast loss equals, how it is saved."""
 import copy
+import errno
 import importlib.util
 import json
 import math
+import os
+import threading
+from dataclasses import asdict
 
 import pytest
 import torch
 import torch.nn.functional as F
 
 import head as head_module
+import runtime
 import sample
+import train
+import train_head
 from head import MinPPlusHead, bucket_sums, diagnostics, format_diagnostics, plot_curve
 from optim import AdamW
 
@@ -371,6 +378,100 @@ def test_bad_json_files_and_mismatches(tmp_path):
         MinPPlusHead.load_json(str(tmp_path / "missing.json"))
     with pytest.raises(ValueError, match="cannot read"):
         MinPPlusHead.load_json(str(tmp_path))
+
+
+def test_load_json_reads_only_a_regular_file_of_a_head_s_size(tmp_path, monkeypatch):
+    fifo = str(tmp_path / "fifo.json")
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    writer = threading.Timer(5, lambda: os.close(os.open(fifo, os.O_RDWR)))  # a regression then fails, not hangs
+    writer.start()
+    for path in (fifo, "/dev/zero"):  # /dev/zero would be read until memory runs out
+        with pytest.raises(ValueError, match="cannot read the MinP\\+ head .* \\(not a regular file\\)"):
+            MinPPlusHead.load_json(path)
+    writer.cancel()
+    path = tmp_path / "head.json"
+    path.write_text(json.dumps(GOOD) + " " * 200)
+    monkeypatch.setattr(head_module, "MAX_HEAD_BYTES", 200)
+    with pytest.raises(ValueError, match="head.json is 307 bytes, far more than a MinP\\+ head .*at most 200"):
+        MinPPlusHead.load_json(str(path))
+    path.write_text(json.dumps(GOOD))
+    assert MinPPlusHead.load_json(str(path))[1]["vocab_size"] == 200
+
+
+def test_a_log_whose_first_write_fails_is_not_left_empty(tmp_path, monkeypatch):
+    log = runtime.MetricsLog(str(tmp_path), "head_metrics.jsonl", "epoch")  # a fresh run: writes to .new
+
+    def full_disk(path, mode):  # the file is created, then the write finds no space
+        open(path, mode).close()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runtime, "open", full_disk, raising=False)
+    with pytest.raises(OSError, match="No space left"):
+        log.write({"epoch": 1})
+    assert os.listdir(tmp_path) == []
+    monkeypatch.undo()
+    log.write({"epoch": 1})
+    monkeypatch.setattr(runtime, "open", full_disk, raising=False)
+    with pytest.raises(OSError):
+        log.write({"epoch": 2})
+    monkeypatch.undo()
+    assert (tmp_path / "head_metrics.jsonl.new").read_text() == '{"epoch": 1}\n'  # a log with rows stays
+
+
+def test_a_resumed_log_drops_a_line_nested_too_deeply_to_read(tmp_path):
+    path = tmp_path / "head_metrics.jsonl"
+    path.write_text('{"epoch": 1}\n' + "[" * 100_000 + "\n" + '{"epoch": 2}\n')
+    runtime.MetricsLog(str(tmp_path), "head_metrics.jsonl", "epoch", resumed_at=5)
+    assert path.read_text() == '{"epoch": 1}\n{"epoch": 2}\n'
+
+
+def saved_head_run(tmp_path):
+    """(cfg, a head_ckpt.pt state of 3 fitted epochs as train_head saves it, its path)."""
+    cfg = train.TrainConfig(head_epochs=10, head_thresholds=8)
+    head = train_head.new_head(cfg, "cpu")
+    optimizer = train_head.head_optimizer(head, cfg.head_lr)
+    stats = head.bucket_stats(*random_logits(64, 50))
+    train_head.head_fitter(head, optimizer, stats, cfg.head_epochs, cfg.head_lr)(0, 3)
+    state = {"head": head.state_dict(), "optimizer": optimizer.state_dict(), "epoch": 3,
+             "train_config": asdict(cfg), "checkpoint": "lm"}
+    return cfg, state, str(tmp_path / "head_ckpt.pt")
+
+
+def resume(cfg, state, path):
+    torch.save(state, path)
+    head = train_head.new_head(cfg, "cpu")
+    return train_head.resume_head(head, train_head.head_optimizer(head, cfg.head_lr), cfg, path, "lm", "ckpt.pt", "cpu")
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(epoch="x"), "its epoch is 'x', not a count"),
+    (dict(epoch=-5), "its epoch is -5"),
+    (dict(epoch=2.0), "its epoch is 2.0"),
+    (dict(head={}), "its head state is not theta \\(8,\\), tau \\(8,\\)"),
+    (dict(head=None), "its head or optimizer state is missing"),
+    (dict(head={"tau": torch.zeros(8), "theta": torch.zeros(5)}), "its head state is not"),
+    (dict(head={"tau": torch.linspace(0, 1, 8), "theta": torch.zeros(8)}), "thresholds are not the configured"),
+    (dict(head={"tau": "tau", "theta": torch.zeros(8)}), "its head state is not"),
+    (dict(optimizer={}), "its optimizer state: KeyError"),
+    (dict(optimizer="x"), "its head or optimizer state is missing"),
+    (dict(train_config=None), "its train_config is missing"),
+])
+def test_a_damaged_head_checkpoint_is_refused_in_one_line(tmp_path, change, message):
+    cfg, state, path = saved_head_run(tmp_path)
+    assert resume(cfg, state, path) == 3
+    with pytest.raises(ValueError, match=f"head_ckpt.pt is damaged \\(.*{message}.*\\): delete it or drop --resume"):
+        resume(cfg, {k: v for k, v in {**state, **change}.items() if v is not None}, path)
+
+
+def test_a_head_checkpoint_past_head_epochs_is_refused_and_bad_moments_too(tmp_path):
+    cfg, state, path = saved_head_run(tmp_path)
+    assert resume(cfg, {**state, "epoch": 10}, path) == 10  # finished: resuming only exports
+    with pytest.raises(ValueError, match="is at epoch 1000000000, past --head_epochs 10: pass --head_epochs"):
+        resume(cfg, {**state, "epoch": 10**9}, path)
+    moments = copy.deepcopy(state["optimizer"])
+    moments["state"][0]["exp_avg"] = torch.zeros(3)
+    with pytest.raises(ValueError, match="is damaged \\(its optimizer state: ValueError\\)"):
+        resume(cfg, {**state, "optimizer": moments}, path)
 
 
 def test_from_weights_validates_too():

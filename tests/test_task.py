@@ -229,3 +229,43 @@ def test_eval_refuses_problems_longer_than_the_context(lm_dir, task_dir, tmp_pat
         task.evaluate_task(model, long_dir, tune_problems=10, report_problems=10)
     with pytest.raises(SystemExit, match="--quick makes its own tiny task"):
         task.main(["--task", task_dir, "--quick"])
+
+
+@pytest.mark.parametrize("line, message", [
+    ("[1, 2]", 'not a row {"question": text, "answer": integer}'),
+    ('{"question": "tom has 3 apples ."}', "not a row"),
+    ('{"question": "tom has 3 apples .", "answer": "3"}', "not a row"),
+    ('{"question": "tom has 3 apples .", "answer": true}', "not a row"),
+    ('{"question": 3, "answer": 3}', "not a row"),
+    ("not json", "not a row"),
+    ("[" * 100_000, "not a row"),
+    ('{"question": "tom has 3 pears and plums .", "answer": 3}', "words not in the task's vocabulary \\(pears and"),
+    ('{"question": "tom has 3 apples .", "answer": 99}', "not in the task's vocabulary \\(99\\)"),
+    ('{"question": "tom has 3 apples .", "answer": -1}', "not in the task's vocabulary \\(-1\\)"),
+])
+def test_load_problems_names_the_line_of_a_malformed_row(tmp_path, line, message):
+    path = str(tmp_path)
+    task.prepare_task(path, max_number=10, train_problems=20, val_problems=10, eval_problems=5)
+    rows = (tmp_path / "problems.jsonl").read_text().splitlines()
+    rows[2] = line
+    (tmp_path / "problems.jsonl").write_text("\n".join(rows) + "\n")
+    with pytest.raises(ValueError, match=message) as error:
+        task.load_problems(path)
+    assert "problems.jsonl line 3: " in str(error.value) and "\n" not in str(error.value)
+    assert "re-run data.py --task arithmetic" in str(error.value)
+
+
+def test_an_interrupted_task_preparation_leaves_no_meta_json(tmp_path, monkeypatch):
+    path = str(tmp_path)
+    task.prepare_task(path, max_number=10, train_problems=20, val_problems=10, eval_problems=5)
+    assert len(task.load_problems(path)) == 5
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(data, "write_split", ctrl_c)  # after the new tokenizer.json, before the new meta.json
+    with pytest.raises(KeyboardInterrupt):
+        task.prepare_task(path, max_number=20, train_problems=20, val_problems=10, eval_problems=5)
+    assert data.load_tokenizer(path).token_to_id("20") is not None  # the new vocabulary beside the old files
+    with pytest.raises(ValueError, match="no meta.json .*interrupted"):
+        data.load_meta(path)
