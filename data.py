@@ -119,6 +119,18 @@ def make_out_dir(out_dir):
         raise ValueError(f"--out_dir {out_dir} is not writable: choose another or fix its permissions")
 
 
+def run_script(run, argv=None):
+    """A script's main: run(argv), where bad input, a diverged run, a failed write or memory running out
+    end in one `error: ...` line and exit status 1, not a traceback (library code raises; only this exits)."""
+    try:
+        return run(argv)
+    except (ValueError, FloatingPointError, OSError) as e:
+        raise SystemExit(f"error: {e}") from None
+    except (MemoryError, torch.OutOfMemoryError):
+        raise SystemExit("error: out of memory: pass smaller sizes (--batch_size, --num_samples, the model's "
+                         "flags)") from None
+
+
 def unmark_complete(out_dir):
     """Remove out_dir's meta.json before the first other file is rewritten. meta.json, written last, marks
     a complete directory: an interrupted run then leaves one load_meta refuses, whichever file it stopped in
@@ -435,10 +447,7 @@ MAX_VOCAB = 2**20  # far past any useful BPE vocabulary; a larger one aborts ins
 
 
 def main(argv=None):
-    try:
-        prepare(argv)
-    except (ValueError, OSError) as e:  # bad input or a failed write: one line, no traceback
-        raise SystemExit(f"error: {e}") from None
+    run_script(prepare, argv)
 
 
 def prepare(argv=None):

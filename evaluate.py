@@ -443,10 +443,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--task" or a.startswith("--task=") for a in argv):  # the verifiable task: task.py's own flags
         return task.main(argv)
-    try:
-        run(argv)
-    except (ValueError, OSError) as e:  # bad input: one line, no traceback
-        raise SystemExit(f"error: {e}") from None
+    data.run_script(run, argv)
 
 
 def run(argv=None):

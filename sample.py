@@ -336,10 +336,7 @@ def load_text_side(ckpt, ckpt_path, data_dir, vocab_size):
 
 
 def main(argv=None):
-    try:
-        cli(argv)
-    except (ValueError, OSError) as e:  # bad input: one line, no traceback
-        raise SystemExit(f"error: {e}") from None
+    data.run_script(cli, argv)
 
 
 def cli(argv=None):

@@ -425,10 +425,7 @@ def quick_setup(out_dir, device):
 
 
 def main(argv=None):
-    try:
-        return run(argv)
-    except (ValueError, OSError) as e:  # bad input or a failed write: one line, no traceback
-        raise SystemExit(f"error: {e}") from None
+    return data.run_script(run, argv)
 
 
 def run(argv=None):

@@ -450,10 +450,7 @@ def train_lm(cfg, model_overrides):
 
 
 def main(argv=None):
-    try:
-        return run(argv)
-    except (ValueError, FloatingPointError, OSError) as e:  # bad input, divergence, a failed write: one line
-        raise SystemExit(f"error: {e}") from None
+    return data.run_script(run, argv)
 
 
 def run(argv=None):

@@ -276,3 +276,19 @@ def test_any_head_file_loads_or_is_a_value_error(tmp_path_factory, thresholds, w
         return
     w = head.weights()
     assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0 and head.tau[0] == 0
+
+
+def test_a_script_main_turns_errors_into_one_line_and_lets_bugs_through():
+    def raising(error):
+        def run(argv):
+            raise error
+        return run
+    for error, message in ((ValueError("--x 3 is bad: pass 2"), "error: --x 3 is bad: pass 2"),
+                           (OSError("could not write f (the disk is full)"), "error: could not write f"),
+                           (MemoryError(), "error: out of memory: pass smaller sizes")):
+        with pytest.raises(SystemExit, match=message) as exit_:
+            data.run_script(raising(error))
+        assert "\n" not in str(exit_.value)
+    with pytest.raises(KeyError):  # a bug keeps its traceback
+        data.run_script(raising(KeyError("x")))
+    assert data.run_script(lambda argv: argv, ["--a"]) == ["--a"]
