@@ -326,17 +326,22 @@ def evaluate_synthetic(args, model, meta, model_name):
 
 
 def kept_tables(grid, fams, tune, report_sums, draws, temperatures, levels=(0.99, 0.995, 0.999)):
-    """Garbage at matched kept truth mass 1 - L, each family's knob at one temperature. A MinP+ head
-    whose weights are all > 0 (a fitted one, unless pruned) never removes a token: L = 0, no point below."""
-    lines = ["A MinP+ head whose weights are all > 0 (every fitted head, unless pruned) removes no token: its "
-             "L is 0 and it has no point below 1 − L = 1 (a dash). The reference here is min-p.", ""]
-    for T in temperatures:
-        at_T = {f: m for f, m in families(grid, [T]).items() if f != "temperature"}
-        table = metrics.matched_table(at_T, tune, report_sums, list(levels), draws, "kept", "garbage",
-                                      refs=("min_p",))
-        names = [f"1 − L = {v}" for v in levels]
-        lines += [f"**T = {T:g}**", ""]
-        lines += reporting.matched_markdown(table, names, "Garbage G at matched kept truth mass", "min_p") + [""]
+    """TV and garbage at matched kept truth mass 1 - L: over each family's whole knob x temperature
+    frontier, then garbage at each reported temperature alone. A MinP+ head whose weights are all > 0
+    (a fitted one, unless pruned) never removes a token: L = 0, no point below 1 - L = 1."""
+    lines = ["A MinP+ head whose weights are all > 0 (every fitted head, unless pruned) removes no token, nor "
+             "does plain temperature: their L is 0 and they have no point below 1 − L = 1 (a dash). The "
+             "reference here is min-p.", ""]
+    names = [f"1 − L = {v}" for v in levels]
+    sections = [("All temperatures", fams, ("tv", "garbage"))]
+    sections += [(f"T = {T:g}", families(grid, [T]), ("garbage",)) for T in temperatures]
+    for title, fams_here, y_names in sections:
+        lines += [f"**{title}**", ""]
+        for y_name in y_names:
+            table = metrics.matched_table(fams_here, tune, report_sums, list(levels), draws, "kept", y_name,
+                                          refs=("min_p",))
+            what = f"{'TV(p*, q)' if y_name == 'tv' else 'Garbage G'} at matched kept truth mass"
+            lines += reporting.matched_markdown(table, names, what, "min_p") + [""]
     return lines
 
 

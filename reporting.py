@@ -75,7 +75,7 @@ def write_summary(path, header, md, text_md):
                 ("Matched diversity: TV", md.get("matched_tv")),
                 ("Matched diversity: TV against plain temperature", md.get("matched_tv_vs_temperature")),
                 ("Matched diversity: garbage", md.get("matched_garbage")),
-                ("Matched kept mass, one temperature at a time", md.get("kept")),
+                ("Matched kept mass 1 − L: over all temperatures, then at each", md.get("kept")),
                 ("Samples (continuations of held-out prompts)", md.get("samples")),
                 ("Real text", text_md)]
     lines = header + [""]
