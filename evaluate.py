@@ -265,22 +265,6 @@ def halves_of_truth(model, val, lang, n_windows):
     return out
 
 
-def paired_tv_diffs(rows, report_sums, draws):
-    """{row: (TV - TV of MinP+ lambda 1 at the row's T, 95 % interval)} over the same bootstrap draws."""
-    idx = sorted(set(rows.values()))
-    boot = dict(zip(idx, metrics.means(np.einsum("bw,swk->bsk", draws, report_sums[idx]))["tv"].T))
-    full = dict(zip(idx, metrics.means(report_sums[idx].sum(1))["tv"]))
-    out = {}
-    for (T, name), i in rows.items():
-        ref = rows.get((T, "minpplus λ=1"))
-        if ref is None:
-            out[(T, name)] = (math.nan, math.nan, math.nan)
-            continue
-        d = boot[i] - boot[ref]
-        out[(T, name)] = (full[i] - full[ref], np.percentile(d, 2.5), np.percentile(d, 97.5))
-    return out
-
-
 def evaluate_synthetic(args, model, meta, model_name):
     """Items against p*: results.csv, the per-temperature and matched-diversity tables, samples."""
     lang = synthetic.SyntheticLanguage(meta["seed"])
@@ -302,7 +286,7 @@ def evaluate_synthetic(args, model, meta, model_name):
     level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p at T={T:g}) = {h:.3f}"
                                                for T, h in zip(args.temperatures, levels[1:])]
     fams = families(grid)
-    tv_diffs = paired_tv_diffs(rows, sums["report"], draws)
+    tv_diffs = metrics.paired_tv_diffs(rows, sums["report"], draws)
     md = {"per_temperature": reporting.per_temperature_markdown(rows, [knob(g) for g in grid], report, tv_diffs)}
     for y_name, what in (("tv", "TV(p*, q)"), ("garbage", "Garbage G")):
         table = metrics.matched_table(fams, tune, sums["report"], levels, draws, "entropy", y_name)

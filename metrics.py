@@ -175,6 +175,23 @@ def matched_table(fams, tune_means, report_sums, levels, draws, x_name="entropy"
     return table
 
 
+def paired_tv_diffs(rows, report_sums, draws, ref_name="minpplus λ=1"):
+    """{(T, name): (TV - TV of the row (T, ref_name), 95 % interval)} over the same bootstrap draws;
+    rows: {(T, name): setting index}, report_sums: (settings, W, stats) per-window sums."""
+    idx = sorted(set(rows.values()))
+    boot = dict(zip(idx, means(np.einsum("bw,swk->bsk", draws, report_sums[idx]))["tv"].T))
+    full = dict(zip(idx, means(report_sums[idx].sum(1))["tv"]))
+    out = {}
+    for (T, name), i in rows.items():
+        ref = rows.get((T, ref_name))
+        if ref is None:
+            out[(T, name)] = (np.nan, np.nan, np.nan)
+            continue
+        d = boot[i] - boot[ref]
+        out[(T, name)] = (full[i] - full[ref], np.percentile(d, 2.5), np.percentile(d, 97.5))
+    return out
+
+
 # ----------------------------------------------------------------------------
 # Sampled text
 

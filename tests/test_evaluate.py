@@ -212,3 +212,18 @@ def test_flags_that_need_the_model_are_checked_before_any_evaluation(tmp_path, c
         with pytest.raises(SystemExit, match=message):
             evaluate.main(["--ckpt", str(tmp_path / "ckpt.pt"), "--device", "cpu", "--out_dir", str(tmp_path),
                            "--new_tokens", "8", *flags])
+
+
+def test_paired_tv_differences_and_their_bootstrap_interval():
+    sums = np.zeros((2, 3, len(metrics.STATS)))
+    sums[..., metrics.STATS.index("positions")] = 10
+    sums[0, :, metrics.STATS.index("tv")] = [1, 2, 3]  # mean TV 0.2; per window 0.1, 0.2, 0.3
+    sums[1, :, metrics.STATS.index("tv")] = [3, 3, 3]  # mean TV 0.3 in every window
+    draws = np.array([[1, 1, 1], [3, 0, 0], [0, 0, 3]])  # all windows; the first three times; the last
+    rows = {(1.0, "a"): 0, (1.0, "ref"): 1, (2.0, "a"): 0}  # no reference at T = 2
+    diffs = metrics.paired_tv_diffs(rows, sums, draws, ref_name="ref")
+    diff, lo, hi = diffs[(1.0, "a")]
+    assert diff == pytest.approx(-0.1)
+    assert (lo, hi) == pytest.approx(tuple(np.percentile([-0.1, -0.2, 0.0], [2.5, 97.5])))
+    assert diffs[(1.0, "ref")] == (0, 0, 0)
+    assert np.isnan(diffs[(2.0, "a")]).all()
