@@ -126,7 +126,9 @@ def run_script(run, argv=None):
         return run(argv)
     except (ValueError, FloatingPointError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
-    except (MemoryError, torch.OutOfMemoryError):
+    except (MemoryError, RuntimeError) as e:  # torch's CPU allocator raises a RuntimeError that says so
+        if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "can't allocate memory" not in str(e):
+            raise  # any other RuntimeError is a bug: its traceback is wanted
         raise SystemExit("error: out of memory: pass smaller sizes (--batch_size, --num_samples, the model's "
                          "flags)") from None
 

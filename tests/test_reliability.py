@@ -285,10 +285,12 @@ def test_a_script_main_turns_errors_into_one_line_and_lets_bugs_through():
         return run
     for error, message in ((ValueError("--x 3 is bad: pass 2"), "error: --x 3 is bad: pass 2"),
                            (OSError("could not write f (the disk is full)"), "error: could not write f"),
-                           (MemoryError(), "error: out of memory: pass smaller sizes")):
+                           (MemoryError(), "error: out of memory: pass smaller sizes"),
+                           (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"), "out of memory")):
         with pytest.raises(SystemExit, match=message) as exit_:
             data.run_script(raising(error))
         assert "\n" not in str(exit_.value)
-    with pytest.raises(KeyError):  # a bug keeps its traceback
-        data.run_script(raising(KeyError("x")))
+    for bug in (KeyError("x"), RuntimeError("shape mismatch")):  # a bug keeps its traceback
+        with pytest.raises(type(bug)):
+            data.run_script(raising(bug))
     assert data.run_script(lambda argv: argv, ["--a"]) == ["--a"]
