@@ -83,6 +83,7 @@ class TrainConfig:
 PROCESS_FIELDS = ("out_dir", "device", "compile", "resume")
 MODEL_FLAGS = ("dim", "n_layers", "n_heads", "n_kv_heads", "hidden_dim", "max_seq_len", "dropout")
 GROUPS = ("data", "model", "optimisation", "run", "MinP+ head")
+MAX_BATCH_TOKENS = 2**24  # per micro-batch: 64 x 2048 is 2**17
 METAVAR = {int: "N", float: "X", str: "S"}
 
 
@@ -284,6 +285,10 @@ def lm_config(cfg, model_overrides, meta, ckpt, splits):
     cfg.block_size = cfg.block_size or model_cfg.max_seq_len
     if cfg.block_size > model_cfg.max_seq_len:
         raise ValueError(f"--block_size {cfg.block_size} exceeds max_seq_len {model_cfg.max_seq_len}")
+    if cfg.batch_size * cfg.block_size > MAX_BATCH_TOKENS:  # else minutes of window gathering, then out of memory
+        raise ValueError(f"--batch_size {cfg.batch_size} windows of {cfg.block_size} tokens exceed "
+                         f"{MAX_BATCH_TOKENS:,} tokens a micro-batch: pass a smaller --batch_size (--grad_accum "
+                         "makes the batch larger)")
     for split, tokens in zip(("train", "val"), splits):  # now, not at the first eval
         if len(tokens) <= cfg.block_size:
             raise ValueError(f"{cfg.data_dir}'s {split} split has {len(tokens):,} tokens, too few for one "

@@ -79,7 +79,8 @@ def test_bad_paths_and_flags_are_one_line_errors(tmp_path, corpus):
                            (["--grad_clip", "inf"], "--grad_clip is inf"),
                            (["--lr", "1e39", "--warmup_steps", "0"], "--lr 1e\\+39 is beyond float32's range"),
                            (["--lr", "1e-3", "--min_lr", "1e-2"], "--min_lr 0.01 is above --lr 0.001"),
-                           (["--device", "meta"], "--device 'meta' is not one this project runs on")):
+                           (["--device", "meta"], "--device 'meta' is not one this project runs on"),
+                           (["--batch_size", "1000000000"], "exceed 16,777,216 tokens a micro-batch")):
         one_line_error([*run, "--out_dir", str(tmp_path / "out"), *flags], message)
     text = tmp_path / "t.txt"
     text.write_text("some text\n" * 50)
