@@ -396,7 +396,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ckpt", default="out/ckpt.pt")
     parser.add_argument("--data_dir", default=None, help="default: the data the checkpoint was trained on")
-    parser.add_argument("--out_dir", default="out/eval")
+    parser.add_argument("--out_dir", default=None, help="default: out/eval (out/eval-quick with --quick)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--temperatures", type=float, nargs="+", default=[1.0, 1.5, 2.0], help="reported temperatures")
     parser.add_argument("--t_grid", default="0.7:3.0:0.05", help="temperatures of every family's frontier")
@@ -423,6 +423,7 @@ def parse_args(argv):
     if min(args.windows, args.bootstrap, args.samples, args.prompt_tokens, args.new_tokens, args.head_epochs) < 1:
         raise ValueError("--windows, --bootstrap, --samples, --prompt_tokens, --new_tokens and --head_epochs "
                          "must be at least 1")
+    args.out_dir = args.out_dir or ("out/eval-quick" if args.quick else "out/eval")  # a check never replaces results
     args.temperatures = check_temperatures(args.temperatures)
     args.t_grid = check_temperatures(parse_grid(args.t_grid) + args.temperatures, "--t_grid")
     return args

@@ -227,3 +227,9 @@ def test_paired_tv_differences_and_their_bootstrap_interval():
     assert (lo, hi) == pytest.approx(tuple(np.percentile([-0.1, -0.2, 0.0], [2.5, 97.5])))
     assert diffs[(1.0, "ref")] == (0, 0, 0)
     assert np.isnan(diffs[(2.0, "a")]).all()
+
+
+def test_quick_writes_beside_the_real_results_not_over_them():
+    assert evaluate.parse_args([]).out_dir == "out/eval"
+    assert evaluate.parse_args(["--quick"]).out_dir == "out/eval-quick"
+    assert evaluate.parse_args(["--quick", "--out_dir", "x"]).out_dir == "x"
