@@ -378,17 +378,17 @@ def parse_grid(text):
             start, stop, step = (float(v) for v in text.split(":"))
             if not (math.isfinite(start) and start <= stop < math.inf and 0 < step < math.inf):
                 raise ValueError
-            values = range(int((stop - start) / step + 0.5) + 1)  # counted before any is made
-            if len(values) <= MAX_GRID:
-                values = np.arange(start, stop + step / 2, step)
+            count = (stop - start) / step + 0.5  # np.arange's length, ceiled: counted before any is made
+            values = np.arange(start, stop + step / 2, step) if count <= MAX_GRID else None
         else:
             values = [float(v) for v in text.split(",")]
+            count = len(values)
     except ValueError:
         raise ValueError(f"--t_grid {text!r}: write start:stop:step with start <= stop and a step > 0 "
                          "(0.5:3.0:0.1) or a list (1.0,1.5,2.0)") from None
-    if len(values) > MAX_GRID:  # each temperature costs every method's whole grid of settings
-        raise ValueError(f"--t_grid {text!r} holds {len(values):,} temperatures, more than {MAX_GRID}: "
-                         "use a larger step")
+    if count > MAX_GRID:  # each temperature costs every method's whole grid of settings
+        shown = f"{math.ceil(count):,}" if math.isfinite(count) else "endless"
+        raise ValueError(f"--t_grid {text!r} holds {shown} temperatures, more than {MAX_GRID}: use a larger step")
     return [round(float(v), 6) for v in values]
 
 

@@ -317,7 +317,7 @@ def read_checkpoint(path, device="cpu", mmap=False):
     plain Python values only, so a crafted file that pickles code is refused instead of run.
     mmap=True maps the tensors instead of reading them, for a caller that needs only the plain values."""
     if os.path.isfile(path) and os.path.getsize(path) == 0:  # torch's own message would blame the file format
-        raise ValueError(f"{path} is empty (an interrupted copy?): pass a ckpt.pt that train.py wrote")
+        raise ValueError(f"{path} is empty (an interrupted copy?): use a checkpoint that train.py wrote")
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True, mmap=mmap)
     except FileNotFoundError:
@@ -344,6 +344,8 @@ def checkpoint_config(ckpt, path):
     edited config (n_layers 10**9, say) is refused without hours of building or gigabytes allocated."""
     try:
         config, weights = ModelConfig(**ckpt["model_config"]), ckpt["model"]
+        if not 1 <= config.max_seq_len <= 2**20:  # its rotary tables are built, not saved: no shape tells
+            raise ValueError(f"max_seq_len {config.max_seq_len!r}")
         layers = {k.split(".")[1] for k in weights if k.startswith("layers.")}
         if config.n_layers != len(layers):
             raise ValueError(f"n_layers {config.n_layers!r} but {len(layers)} layers of weights")

@@ -448,8 +448,8 @@ def run(argv=None):
     if min(args.tune_problems, args.report_problems, args.head_tokens) < 1:
         raise ValueError("--tune_problems, --report_problems and --head_tokens must be at least 1")
     device = pick_device(args.device)
-    if args.quick and args.task:
-        raise ValueError(f"--quick makes its own tiny task: drop --quick to evaluate {args.task}, or drop {args.task}")
+    if args.quick and (args.task or args.ckpt != parser.get_default("ckpt")):
+        raise ValueError("--quick makes its own tiny task and LM: drop --quick, or drop the task directory and --ckpt")
     if args.quick:
         args.out_dir = args.out_dir or os.path.join("out", "task-quick")
         args.task, args.ckpt = quick_setup(args.out_dir, device)

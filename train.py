@@ -173,9 +173,6 @@ def check_config(cfg):
                  "head_tokens", "head_val_tokens", "truth_windows"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name} must be at least 1, got {getattr(cfg, name)}")
-    if cfg.min_lr > cfg.lr:
-        raise ValueError(f"--min_lr {cfg.min_lr:g} is above --lr {cfg.lr:g}: the schedule decays to min_lr; "
-                         "pass a smaller --min_lr")
 
 
 def resolve_device(cfg):

@@ -192,6 +192,7 @@ def test_quick_runs_end_to_end(tmp_path):
     (["--t_grid", "0.7:3.0:0"], "a step > 0"), (["--t_grid", "1:0.5:0.1"], "start <= stop"),
     (["--t_grid", "0.001:3:0.0001"], r"holds 29,991 temperatures, more than 200: use a larger step"),
     (["--t_grid", "0.1:1e9:1e-9"], r"holds [\d,]+ temperatures, more than 200"),
+    (["--t_grid", "0.7:3e20:0.05"], r"holds [\d,]+ temperatures"), (["--t_grid", "0:1e300:1e-300"], "holds endless"),
     (["--quick", "--ckpt", "elsewhere.pt"], "--quick trains its own tiny model: drop --ckpt or drop --quick"),
     (["--temperatures", "1", "nan"], "holds nan: every temperature must be a finite number"),
     (["--temperatures", "4e-7"], "--temperatures holds 4e-07: .* >= 1e-6"),

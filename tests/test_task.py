@@ -227,8 +227,9 @@ def test_eval_refuses_problems_longer_than_the_context(lm_dir, task_dir, tmp_pat
     model, _ = task.load_checkpoint(os.path.join(lm_dir, "ckpt.pt"), "cpu")  # a context of 32 tokens
     with pytest.raises(ValueError, match=r"beyond the model's context 32: train with --max_seq_len \d+"):
         task.evaluate_task(model, long_dir, tune_problems=10, report_problems=10)
-    with pytest.raises(SystemExit, match="--quick makes its own tiny task"):
-        task.main(["--task", task_dir, "--quick"])
+    for flags in (["--task", task_dir, "--quick"], ["--task", "--quick", "--ckpt", "mine.pt"]):
+        with pytest.raises(SystemExit, match="--quick makes its own tiny task and LM"):
+            task.main(flags)
 
 
 @pytest.mark.parametrize("line, message", [
