@@ -69,16 +69,36 @@ def model_logits(model, windows, batch_size=32):
 
 
 def fit_heads(logits, targets, temperatures, epochs, given=None):
-    """{T: MinPPlusHead} fitted by cross-entropy on (logits / T, targets), or the given head at every T."""
-    heads = {}
+    """{T: MinPPlusHead} fitted by cross-entropy on (logits / T, targets), except where given
+    (given_heads: {T: head}, or {None: head} for one head at every T) has one."""
+    heads, given = {}, given or {}
     flat_logits, flat_targets = logits.reshape(-1, logits.size(-1)), targets.reshape(-1)
     for T in tqdm(temperatures, desc="fitting heads", leave=False, dynamic_ncols=True):
-        if given is not None:
-            heads[T] = given
+        if None in given or T in given:
+            heads[T] = given.get(None, given.get(T))
             continue
         head = MinPPlusHead()
         stats = head.bucket_stats(flat_logits / T, flat_targets)
         heads[T] = train_head.fit_head(head, stats, epochs=epochs).requires_grad_(False)
+    return heads
+
+
+def given_heads(paths, model):
+    """--head files: {None: head} for one file, used at every temperature; for several, {T: head}
+    at the temperature each file records (train.py --head minpplus --temperature T writes it)."""
+    heads = {}
+    for path in paths:
+        head, meta = MinPPlusHead.load_json(path, vocab_size=model.config.vocab_size, checkpoint=fingerprint(model))
+        if len(paths) == 1:
+            return {None: head}
+        T = meta.get("temperature")
+        if isinstance(T, bool) or not isinstance(T, (int, float)):
+            raise ValueError(f"{path} records no temperature: give one --head (used at every temperature) "
+                             "or files that record theirs")
+        T = check_temperatures([T], f"{path}'s temperature")[0]
+        if T in heads:
+            raise ValueError(f"two --head files are fitted at temperature {T:g}: give one file per temperature")
+        heads[T] = head
     return heads
 
 
@@ -402,8 +422,8 @@ def parse_args(argv):
     parser.add_argument("--t_grid", default="0.7:3.0:0.05", help="temperatures of every family's frontier")
     parser.add_argument("--windows", type=int, default=64, help="windows per half of val")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the report windows")
-    parser.add_argument("--head", default=None, help="a head.json to use at every temperature instead of fitting "
-                                                     "one per temperature")
+    parser.add_argument("--head", nargs="+", default=None, help="one head.json to use at every temperature, or "
+                        "several, each at the temperature it was fitted at; default: fit one per temperature")
     parser.add_argument("--head_epochs", type=int, default=100)
     parser.add_argument("--samples", type=int, default=64, help="held-out prompts continued by each sampler")
     parser.add_argument("--prompt_tokens", type=int, default=16)
@@ -456,10 +476,9 @@ def evaluate_checkpoint(args):
     extra_text = text_tokens(args.text, tokenizer) if args.text else None  # a bad --text fails here, at once
     if args.text:
         check_two_windows(extra_text, model)
-    args.given_head = None
-    if args.head:
-        args.given_head, _ = MinPPlusHead.load_json(args.head, vocab_size=model.config.vocab_size,
-                                                    checkpoint=fingerprint(model))
+    args.given_head = given_heads(args.head, model) if args.head else None
+    if args.head and len(args.head) > 1:  # each file's temperature joins the grid, so that it is used
+        args.t_grid = check_temperatures(args.t_grid + list(args.given_head), "--t_grid")
     os.makedirs(args.out_dir, exist_ok=True)
     model_name = f"{args.ckpt}@{ckpt.get('step')}"
     md, text_md, text_rows = {}, [], []
@@ -474,7 +493,10 @@ def evaluate_checkpoint(args):
         text_md, text_rows = text_md + [""] + lines, text_rows + rows
     if text_rows:
         reporting.write_csv(os.path.join(args.out_dir, "text.csv"), text_rows)
-    heads = "the given head at every temperature" if args.head else "a MinP+ head fitted at each temperature"
+    heads = "a MinP+ head fitted at each temperature"
+    if args.head:
+        heads = ("the given head at every temperature" if len(args.head) == 1 else "the given heads at T = "
+                 f"{', '.join(f'{T:g}' for T in args.given_head)}, a head fitted at each other temperature")
     header = [f"# Evaluation of {model_name} on {args.data_dir}", "",
               f"Temperatures {', '.join(f'{T:g}' for T in args.temperatures)}; {args.windows} windows per half; "
               f"{heads}" + (f"; frontier grid {args.t_grid[0]:g}..{args.t_grid[-1]:g} ({len(args.t_grid)} "

@@ -234,3 +234,27 @@ def test_quick_writes_beside_the_real_results_not_over_them():
     assert evaluate.parse_args([]).out_dir == "out/eval"
     assert evaluate.parse_args(["--quick"]).out_dir == "out/eval-quick"
     assert evaluate.parse_args(["--quick", "--out_dir", "x"]).out_dir == "x"
+
+
+def test_given_heads_are_used_at_their_temperatures_and_fitted_elsewhere(tmp_path):
+    from model import ModelConfig, Transformer, fingerprint
+
+    model = Transformer(ModelConfig(vocab_size=16, dim=16, n_layers=1, n_heads=2, n_kv_heads=1, max_seq_len=8))
+    paths = {}
+    for name, T in (("one", 1.0), ("two", 2.0), ("again", 2.0)):
+        paths[name] = str(tmp_path / f"{name}.json")
+        MinPPlusHead().save_json(paths[name], temperature=T, vocab_size=16, checkpoint=fingerprint(model))
+    MinPPlusHead().save_json(str(tmp_path / "bare.json"))
+    single = evaluate.given_heads([paths["one"]], model)
+    assert list(single) == [None]  # one file: every temperature
+    given = evaluate.given_heads([paths["two"], paths["one"]], model)
+    assert sorted(given) == [1.0, 2.0]
+    with pytest.raises(ValueError, match="two --head files are fitted at temperature 2"):
+        evaluate.given_heads([paths["two"], paths["again"]], model)
+    with pytest.raises(ValueError, match="bare.json records no temperature"):
+        evaluate.given_heads([paths["one"], str(tmp_path / "bare.json")], model)
+    logits, targets = torch.randn(4, 8, 16), torch.randint(0, 16, (4, 8))
+    heads = evaluate.fit_heads(logits, targets, [1.0, 1.5, 2.0], epochs=3, given=given)
+    assert heads[1.0] is given[1.0] and heads[2.0] is given[2.0]
+    assert all(heads[1.5] is not h for h in given.values())  # fitted: no file records 1.5
+    assert all(h is single[None] for h in evaluate.fit_heads(logits, targets, [1.0, 3.0], 3, single).values())
