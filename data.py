@@ -82,12 +82,12 @@ def write_atomically(path, write):
     except BaseException as e:
         if os.path.exists(tmp):
             os.remove(tmp)
-        # any other Exception only on a full disk (tokenizers raises a plain one); bad input stays a ValueError
-        if isinstance(e, Exception) and not isinstance(e, (ValueError, torch.OutOfMemoryError)) and (
-                isinstance(e, (OSError, RuntimeError)) or disk_full(e, path)):
-            reason = "the disk is full" if disk_full(e, path) else f"{type(e).__name__}: {str(e).splitlines()[0]}"
-            raise OSError(f"could not write {path} ({reason}); the previous file, if any, is untouched: "
-                          f"free some space or choose another --out_dir") from e
+        if isinstance(e, Exception) and not isinstance(e, (ValueError, torch.OutOfMemoryError)):  # bad input stays
+            full = disk_full(e, path)  # any other Exception only then (tokenizers raises a plain one)
+            if full or isinstance(e, (OSError, RuntimeError)):
+                reason = "the disk is full" if full else f"{type(e).__name__}: {str(e).splitlines()[0]}"
+                raise OSError(f"could not write {path} ({reason}); the previous file, if any, is untouched: "
+                              f"free some space or choose another --out_dir") from e
         raise
 
 
@@ -201,9 +201,14 @@ def split_point(text, val_fraction):
     line_start = text.rfind(newline, max(0, int(mark - near) - 1), mark) + 1  # a farther one is not near
     if line_start and mark - line_start <= near:
         return line_start
-    while not isinstance(text, str) and 0 < mark < len(text) and text[mark] & 0xC0 == 0x80:
-        mark -= 1  # a UTF-8 continuation byte: back to the first byte of its character
-    return mark
+    return char_start(text, mark) if not isinstance(text, str) and mark < len(text) else mark
+
+
+def char_start(utf8, i):
+    """Index i of UTF-8 bytes moved back over continuation bytes to the first byte of its character."""
+    while i > 0 and utf8[i] & 0xC0 == 0x80:
+        i -= 1
+    return i
 
 
 def text_pieces(path, start, end):
@@ -236,10 +241,7 @@ def end_of_lines(piece):
     ends = [m.end() for m in LINE_BREAK_BYTES.finditer(piece) if m.end() < len(piece) or m.group() != b"\r"]
     if ends:
         return ends[-1]
-    last = len(piece) - 1
-    while last > 0 and piece[last] & 0xC0 == 0x80:  # UTF-8 continuation bytes: back to the character's start
-        last -= 1
-    return last or len(piece)
+    return char_start(piece, len(piece) - 1) or len(piece)
 
 
 def line_blocks(text):
