@@ -436,8 +436,7 @@ def parse_args(argv):
     args = parser.parse_args(argv)
     if args.quick:  # the quick grids, unless given on the command line
         args = parser.parse_args(QUICK + (argv if argv is not None else sys.argv[1:]))
-        given = [flag for flag in ("--ckpt", "--data_dir") for a in (argv if argv is not None else sys.argv[1:])
-                 if a == flag or a.startswith(flag + "=")]
+        given = [f"--{name}" for name in ("ckpt", "data_dir") if getattr(args, name) != parser.get_default(name)]
         if given:
             raise ValueError(f"--quick trains its own tiny model: drop {' and '.join(given)} or drop --quick")
     if min(args.windows, args.bootstrap, args.samples, args.prompt_tokens, args.new_tokens, args.head_epochs) < 1:

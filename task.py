@@ -179,13 +179,14 @@ MIN_P_GRID = (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 ANSWER_BUDGET = 2  # new tokens per answer: one number and <eos>
 
 
-def load_problems(data_dir):
-    """The held-out (question, answer) pairs of problems.jsonl, each checked against the task's vocabulary."""
+def load_problems(data_dir, token_id=None):
+    """The held-out (question, answer) pairs of problems.jsonl, each checked against the task's vocabulary
+    (token_id: the tokenizer's, when the caller has it)."""
     path = os.path.join(data_dir, "problems.jsonl")
     if not os.path.exists(path):
         raise ValueError(f"no problems.jsonl in {data_dir}: prepare the task with "
                          f"`python data.py --task arithmetic --out_dir {data_dir}`")
-    token_id = data.load_tokenizer(data_dir).get_vocab()  # every word and answer must be one of its tokens
+    token_id = token_id or data.load_tokenizer(data_dir).get_vocab()  # every word and answer must be a token
     problems = []
     with open(path, errors="replace") as f:
         for number, line in enumerate(f, 1):
@@ -307,7 +308,7 @@ def evaluate_task(model, data_dir, temperatures=TEMPERATURES, tune_problems=1000
                          f"{model.config.vocab_size}: pass the checkpoint trained on this task")
     token_id = data.load_tokenizer(data_dir).get_vocab()
     number_of = {i: int(w) for w, i in token_id.items() if w.isdigit()}
-    problems, eos_id = load_problems(data_dir), meta["eos_id"]
+    problems, eos_id = load_problems(data_dir, token_id), meta["eos_id"]
     if len(problems) < tune_problems + report_problems:
         raise ValueError(f"{data_dir} has {len(problems)} held-out problems, fewer than --tune_problems "
                          f"{tune_problems} + --report_problems {report_problems}: ask for fewer")
