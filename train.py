@@ -140,11 +140,17 @@ def resumed_train_config(cfg):
     saved = read_checkpoint(path, mmap=True).get("train_config", {})  # the config only: no weights read
     for f in dataclasses.fields(TrainConfig):
         value = saved.get(f.name, f.default) if isinstance(saved, dict) else None
-        if not (isinstance(value, f.type) or f.type is float and type(value) is int) or f.type is int and \
-                isinstance(value, bool):
+        if not of_type(value, f.type):
             raise ValueError(f"{path}'s train_config holds {f.name}={value!r}, not a {f.type.__name__}: the file "
                              "is damaged or was edited; drop --resume to start afresh")
     return saved
+
+
+def of_type(value, kind):
+    """Whether a saved config value is of a field's type: an int counts as a float, a bool as no number."""
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, kind) or kind is float and isinstance(value, int)
 
 
 def check_config(cfg):
