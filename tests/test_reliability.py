@@ -225,8 +225,8 @@ logit_values = st.one_of(st.floats(-50, 50, allow_nan=False, width=32), special)
 
 
 @st.composite
-def logit_rows(draw):
-    V = draw(st.integers(1, 12))
+def logit_rows(draw, V=None):
+    V = draw(st.integers(1, 12)) if V is None else V
     values = draw(st.lists(logit_values, min_size=V, max_size=V))
     if draw(st.booleans()):  # ties are common in real logits (quantised models, repeated tokens)
         values = [values[0] if draw(st.booleans()) else v for v in values]
@@ -254,6 +254,41 @@ def test_every_sampler_gives_a_valid_distribution_whose_support_shrinks_along_it
         if previous is not None:
             assert not (support & ~previous).any()  # tightening never adds a token
         previous = support
+
+
+@st.composite
+def broken_batches(draw):
+    """(logits, row, cause): a batch of valid rows in which one row holds a NaN or a +inf, or is all -inf."""
+    V = draw(st.integers(1, 12))
+    logits = torch.cat([draw(logit_rows(V)) for _ in range(draw(st.integers(1, 4)))])
+    row, cause = draw(st.integers(0, len(logits) - 1)), draw(st.sampled_from(["NaN", "+inf", "-inf"]))
+    if cause == "-inf":
+        logits[row] = float("-inf")
+    else:
+        logits[row, draw(st.integers(0, V - 1))] = float("nan") if cause == "NaN" else float("inf")
+    return logits, row, cause
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=broken_batches(), method=st.sampled_from(sorted(KNOBS) + ["greedy", "temperature", "minpplus"]),
+       temperature=st.sampled_from([0.0, 0.3, 1.0, 2.5]), temperature_last=st.booleans())
+def test_nan_inf_or_all_minus_inf_logits_are_a_value_error_naming_the_row(batch, method, temperature,
+                                                                          temperature_last):
+    logits, row, cause = batch
+    params = {KNOBS[method][0]: KNOBS[method][1][1]} if method in KNOBS else {}
+    params |= {"head": MinPPlusHead(4)} if method == "minpplus" else {}
+    message = {"NaN": "holds NaN", "+inf": "holds \\+inf", "-inf": "is all -inf"}[cause]
+    with pytest.raises(ValueError, match=f"^logits row {row} {message}"):
+        filter_logits(logits, method, temperature=temperature, temperature_last=temperature_last, **params)
+
+
+def test_logits_that_are_no_tensor_or_have_no_vocabulary_are_value_errors():
+    for logits, message in (([[0.0, 1.0]], "logits must be a tensor .*, not a list"),
+                            (torch.tensor(1.0), "logits must be a tensor .*, not one of shape \\(\\)"),
+                            (torch.zeros(2, 0), "no vocabulary: logits of shape \\(2, 0\\)")):
+        with pytest.raises(ValueError, match=message):
+            filter_logits(logits, "top_p", top_p=0.9)
+    assert filter_logits(torch.zeros(0, 5), "top_p", top_p=0.9).shape == (0, 5)  # no rows: nothing to check
 
 
 def test_the_fuzzed_methods_are_all_the_truncating_ones():
