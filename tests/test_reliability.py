@@ -3,11 +3,13 @@ SIGKILL in the middle of a save, and random logits thrown at every sampler."""
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -36,6 +38,26 @@ def one_line_error(argv, message, main=train.main):
     with pytest.raises(SystemExit, match=message) as error:
         main(argv)
     assert str(error.value).startswith("error: ") and "\n" not in str(error.value)
+
+
+def test_token_ids_beyond_the_vocabulary_are_a_one_line_error_and_only_a_changed_file_is_scanned(
+        tmp_path, corpus, monkeypatch):
+    real_scan, scanned = data.scan_max_id, []
+    monkeypatch.setattr(data, "scan_max_id", lambda tokens: scanned.append(len(tokens)) or real_scan(tokens))
+    copied = tmp_path / "copied"
+    shutil.copytree(corpus, copied)  # copy2 keeps each file's size and modification time
+    data.open_split(str(copied), "train", data.load_meta(str(copied)))
+    assert scanned == []  # meta.json's count still describes the file: nothing read
+    meta = data.load_meta(str(copied))
+    tokens = np.fromfile(copied / "train.bin", dtype=meta["dtype"])
+    tokens[len(tokens) // 2] = meta["vocab_size"] + 5  # an edited or mixed-up file of the same size
+    tokens.tofile(copied / "train.bin")
+    one_line_error(["--data_dir", str(copied), "--out_dir", str(tmp_path / "out"), *SMALL, "--max_steps", "1"],
+                   f"train.bin holds token id {meta['vocab_size'] + 5} >= vocab_size {meta['vocab_size']}")
+    assert scanned == [len(tokens)]
+    shutil.copy(os.path.join(corpus, "val.bin"), copied / "val.bin")  # a new modification time, the same ids
+    data.open_split(str(copied), "val", meta)  # scanned, and fine
+    assert scanned == [len(tokens), meta["val_tokens"]]
 
 
 def test_damaged_checkpoints_are_one_line_errors_on_resume(tmp_path, corpus, trained):
