@@ -7,8 +7,9 @@
 Either way out_dir gets tokenizer.json, train.bin, val.bin (uint16 when the vocabulary
 fits, else uint32) and meta.json (with each split's token count, largest id, file size and
 modification time and the train split's unigram counts, so start-up scans no tokens unless a
-file changed). train.py reads them through np.memmap. A text is streamed a few MB at a time, so memory stays bounded whatever its size.
-The synthetic language itself, with its exact next-token distribution, is in synthetic.py.
+file changed). train.py reads them through np.memmap. A text is streamed a few MB at a time,
+so memory stays bounded whatever its size. The synthetic language itself, with its exact
+next-token distribution, is in synthetic.py.
 """
 import argparse
 import json

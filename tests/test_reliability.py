@@ -206,6 +206,22 @@ def test_a_failed_save_removes_its_temp_file_and_keeps_the_old_one(tmp_path, mon
     assert torch.load(path, weights_only=True)["step"] == 1
 
 
+def test_what_a_kill_in_the_first_save_leaves_is_removed_by_the_next_run(tmp_path, corpus, trained, capsys):
+    (tmp_path / "ckpt.pt.tmp").write_bytes(b"the first part of a checkpoint")  # no ckpt.pt: none was renamed
+    (tmp_path / "metrics.jsonl.new").write_text('{"step": 1, "train_loss_step": 5.2}\n')
+    one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--resume"], "no checkpoint at")
+    assert os.listdir(tmp_path) == []
+    assert "removed ckpt.pt.tmp, metrics.jsonl.new" in capsys.readouterr().out
+    head_dir = tmp_path / "head"
+    head_dir.mkdir()
+    for name in ("head_ckpt.pt.tmp", "head.json.tmp", "head_metrics.jsonl.new"):
+        (head_dir / name).write_text("debris")
+    one_line_error(["--head", "minpplus", "--init_from", str(trained / "ckpt.pt"), "--data_dir", corpus,
+                    "--out_dir", str(head_dir), "--device", "cpu", "--head_tokens", "500", "--head_val_tokens",
+                    "500", "--resume"], "no head checkpoint at")
+    assert os.listdir(head_dir) == []
+
+
 def test_sigkill_during_saves_never_leaves_an_unreadable_checkpoint(tmp_path, corpus):
     """Kill training at random moments while it saves every step; every time, the checkpoint reads
     and the run resumes, and the last run finishes."""
