@@ -4,6 +4,7 @@ import contextlib
 import json
 import math
 import os
+import pickle
 import signal
 
 import torch
@@ -138,8 +139,22 @@ def non_finite_tensors(state):
 
 
 def kept_message(path):
-    """What a run that stops on a NaN leaves behind, truthfully."""
-    return f"the last good checkpoint {path} is untouched" if os.path.exists(path) else "no checkpoint was saved yet"
+    """What a run that stops on a NaN or a divergence leaves behind, truthfully: the checkpoint on disk
+    and the step (or epoch) read back from it, which may be an earlier run's."""
+    if not os.path.exists(path):
+        return "no checkpoint was saved yet"
+    return f"the last good checkpoint {path}{saved_at(path)} is untouched"
+
+
+def saved_at(path):
+    """' (step N)' or ' (epoch N)' from a checkpoint, mapped so that no weights are read; '' when it
+    cannot be read (a message about another failure must not fail in turn)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError):
+        return ""
+    keys = [key for key in ("step", "epoch") if isinstance(saved, dict) and isinstance(saved.get(key), int)]
+    return f" ({keys[0]} {saved[keys[0]]})" if keys else ""
 
 
 def save_checkpoint(state, path):

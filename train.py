@@ -335,7 +335,8 @@ def train_step(train_model, model, optimizer, scaler, tokens, rng, cfg, device, 
 
 
 def check_finite(loss, grad_norm, has_scaler, step, ckpt_path):
-    """Stop before a step on a NaN loss or gradient: the weights it would make must never be saved."""
+    """Stop before step (the update being made; the first is 1) on a NaN loss or gradient: the weights
+    it would make must never be saved."""
     if not math.isfinite(loss):
         raise FloatingPointError(f"loss is {loss} at step {step}: stopping; {kept_message(ckpt_path)}. "
                                  f"Lower --lr or use --dtype bfloat16/float32")
@@ -344,8 +345,9 @@ def check_finite(loss, grad_norm, has_scaler, step, ckpt_path):
                                  f"stopping; {kept_message(ckpt_path)}. Lower --lr")
 
 
-def save_lm(path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master):
-    """ckpt.pt with everything --resume needs, every rank's batch RNG included (a collective call)."""
+def save_lm(path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master, best_val_loss):
+    """ckpt.pt with everything --resume needs, every rank's batch RNG and the run's best val loss
+    included (a collective call)."""
     rng_states = [rng.bit_generator.state]
     if world_size > 1:  # every rank's sampler state, so --resume replays each rank's windows
         rng_states = [None] * world_size
@@ -354,17 +356,29 @@ def save_lm(path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_siz
         save_checkpoint({"model": model.state_dict(), "model_config": asdict(model_cfg),
                          "train_config": asdict(cfg), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict(), "step": step, "rng": rng_states,
-                         "torch_rng": torch.get_rng_state()}, path)
+                         "torch_rng": torch.get_rng_state(), "best_val_loss": best_val_loss}, path)
 
 
-def eval_and_log(model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path, log):
-    """One eval: a console line, a metrics row; FloatingPointError on a NaN val loss (before any save)."""
+DIVERGED = math.log(2)  # an eval this far past the run's best (twice its perplexity), and above unigram: diverged
+
+
+def eval_and_log(model, splits, cfg, device, dtype, meta, truth, unigram, best, step, ckpt_path, log):
+    """One eval: a console line, a metrics row; returns the val loss. FloatingPointError, before any
+    save, when the run diverged: a val loss that is not finite, or that is both above the unigram
+    loss and more than DIVERGED past best (the lowest so far; ln V, an untrained model's, at first).
+    Huge but finite weights score about ln V, and must not replace the last good checkpoint."""
     result = evaluate(model, splits, cfg, device, dtype, meta, truth)
     log.write({"step": step, **result, "unigram_loss": unigram})
     tqdm.write(f"step {step}: " + " | ".join(f"{k} {v:.4f}" for k, v in result.items()))
-    if not math.isfinite(result["val_loss"]):  # never save weights whose eval is NaN
-        raise FloatingPointError(f"val loss is {result['val_loss']} at step {step}: stopping; "
+    val_loss = result["val_loss"]
+    if not math.isfinite(val_loss):
+        raise FloatingPointError(f"val loss is {val_loss} at step {step}: stopping; "
                                  f"{kept_message(ckpt_path)}. Lower --lr or use --dtype bfloat16/float32")
+    if val_loss > max(unigram, best + DIVERGED):
+        raise FloatingPointError(f"val loss {val_loss:.4g} at step {step} is above the unigram loss {unigram:.3f} "
+                                 f"and {val_loss - best:.3g} past the best so far {best:.3f}: the run diverged; "
+                                 f"stopping; {kept_message(ckpt_path)}. Lower --lr")
+    return val_loss
 
 
 def train_lm(cfg, model_overrides):
@@ -392,6 +406,8 @@ def train_lm(cfg, model_overrides):
         local = [int(os.environ["LOCAL_RANK"])] if device.startswith("cuda") else None
         train_model = DistributedDataParallel(eval_model, device_ids=local)
     truth, unigram, log = None, None, None
+    best = ckpt.get("best_val_loss") if ckpt else None  # the divergence check's reference (eval_and_log)
+    best = best if isinstance(best, float) else math.log(model_cfg.vocab_size)
     if master:  # only rank 0 evaluates and logs
         if ckpt:
             print(f"resuming {ckpt_path} at step {step}")
@@ -403,14 +419,17 @@ def train_lm(cfg, model_overrides):
               + (f" | {world_size} processes" if world_size > 1 else ""))
 
     def save(step):
-        save_lm(ckpt_path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master)
+        save_lm(ckpt_path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master, best)
         if master:
             log.saved()
 
     def run_eval(step):
+        nonlocal best
         if master:
             splits = {"train": train_tokens, "val": val_tokens}
-            eval_and_log(eval_model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path, log)
+            val_loss = eval_and_log(eval_model, splits, cfg, device, dtype, meta, truth, unigram, best, step,
+                                    ckpt_path, log)
+            best = min(best, val_loss)
 
     stop = StopFlag()
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * world_size
@@ -426,7 +445,7 @@ def train_lm(cfg, model_overrides):
             loss, grad_norm = train_step(train_model, model, optimizer, scaler, train_tokens, rng, cfg, device, dtype)
             loss, stop_votes = sum_over_ranks([loss, float(stop.requested)], world_size, device)
             loss /= world_size
-            check_finite(loss, grad_norm, scaler.is_enabled(), step, ckpt_path)
+            check_finite(loss, grad_norm, scaler.is_enabled(), step + 1, ckpt_path)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)

@@ -3,6 +3,7 @@ SIGKILL in the middle of a save, and random logits thrown at every sampler."""
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -167,7 +168,8 @@ def test_a_fresh_run_that_fails_before_saving_leaves_the_last_runs_log(tmp_path,
         return (out[0], out[1] * math.nan) if self.training and len(calls) > 1 else out
 
     monkeypatch.setattr(train.Transformer, "forward", forward_that_breaks)
-    with pytest.raises(SystemExit, match="loss is nan at step 1: stopping; the last good checkpoint .* is untouched"):
+    with pytest.raises(SystemExit, match="loss is nan at step 2: stopping; the last good checkpoint .*\\(step 4\\) "
+                                         "is untouched"):
         train.main([*run, "--max_steps", "4"])  # fresh, not --resume: it would replace the checkpoint at step 2
     assert (tmp_path / "metrics.jsonl").read_text() == before  # the checkpoint's log, as the checkpoint
     assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == 4
@@ -176,6 +178,24 @@ def test_a_fresh_run_that_fails_before_saving_leaves_the_last_runs_log(tmp_path,
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "train_loss_step" in r] == [1, 2]
     assert not (tmp_path / "metrics.jsonl.new").exists()
+
+
+def test_a_diverged_but_finite_step_never_replaces_the_last_good_checkpoint(tmp_path, corpus):
+    run = ["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "1", "--warmup_steps", "10"]
+    with pytest.raises(SystemExit) as stopped:  # an absurd learning rate, a checkpoint every step
+        train.main([*run, "--max_steps", "30", "--lr", "1000"])
+    message = str(stopped.value)
+    found = re.fullmatch(r"error: val loss \S+ at step (\d+) is above the unigram loss .*: the run diverged; "
+                         r"stopping; the last good checkpoint \S+ \(step (\d+)\) is untouched\. Lower --lr", message)
+    assert found, message
+    failed, kept = map(int, found.groups())
+    evals = {r["step"]: r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+             if "val_loss" in r}
+    assert failed == max(evals) and kept == failed - 1 == torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"]
+    best = min(evals[step]["val_loss"] for step in evals if step < failed)
+    assert evals[failed]["val_loss"] > max(evals[failed]["unigram_loss"], best + math.log(2))
+    train.main([*run, "--resume", "--lr", "1e-2", "--max_steps", str(kept + 2)])  # the kept one trains on
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == kept + 2
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
