@@ -120,11 +120,24 @@ def make_out_dir(out_dir):
         raise ValueError(f"--out_dir {out_dir} is not writable: choose another or fix its permissions")
 
 
+class Interrupted(Exception):
+    """A run that Ctrl-C stopped after a clean save; its message, if any, is the one line to print."""
+
+
 def run_script(run, argv=None):
     """A script's main: run(argv), where bad input, a diverged run, a failed write or memory running out
-    end in one `error: ...` line and exit status 1, not a traceback (library code raises; only this exits)."""
+    end in one `error: ...` line and exit status 1, not a traceback (library code raises; only this exits).
+    Ctrl-C ends in exit status 130, as a shell reports a program SIGINT ended: after one line (or none)
+    once a run has saved (Interrupted), else after `interrupted`, so `train.py && ...` stops there."""
     try:
         return run(argv)
+    except Interrupted as e:
+        if str(e):
+            print(e, file=sys.stderr)
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
     except (ValueError, FloatingPointError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
     except (MemoryError, RuntimeError) as e:  # torch's CPU allocator raises a RuntimeError that says so

@@ -38,17 +38,20 @@ def peak_flops(device):
 
 
 class StopFlag:
-    """Ctrl-C asks the loop to stop after the current step (and save); a second Ctrl-C kills."""
+    """Ctrl-C asks the loop to stop after the current step (and save); a second Ctrl-C kills. announce:
+    say so at once (under torchrun, which logs the Ctrl-C it forwards to every rank, no rank does)."""
 
-    def __init__(self):
+    def __init__(self, announce=True):
         self.requested = False
+        self.announce = announce
         self.previous = signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        tqdm.write("interrupt: saving a checkpoint after this step (Ctrl-C again to quit now)")
+        if self.announce:
+            tqdm.write("interrupt: saving a checkpoint after this step (Ctrl-C again to quit now)")
 
     def restore(self):
         signal.signal(signal.SIGINT, self.previous)

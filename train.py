@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -431,7 +432,8 @@ def train_lm(cfg, model_overrides):
                                     ckpt_path, log)
             best = min(best, val_loss)
 
-    stop = StopFlag()
+    stop = StopFlag(announce=world_size == 1)  # torchrun logs the Ctrl-C it forwards to every rank
+    interrupted = False
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * world_size
     peak = peak_flops(device)
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True, disable=not master)
@@ -465,8 +467,7 @@ def train_lm(cfg, model_overrides):
             elif stop_votes:
                 save(step)
             if stop_votes:
-                if master:
-                    tqdm.write(f"saved {ckpt_path} at step {step}; continue with --resume")
+                interrupted = step < cfg.max_steps  # a Ctrl-C in the last step: the run is complete
                 break
         if world_size > 1:  # leave together: gloo aborts a process whose peer tears down first
             dist.barrier()
@@ -475,6 +476,9 @@ def train_lm(cfg, model_overrides):
         stop.restore()
         if world_size > 1:
             dist.destroy_process_group()
+    if interrupted:  # exit status 130, one line from rank 0 and none from the others
+        raise data.Interrupted(f"interrupted: saved {ckpt_path} at step {step}; continue with --resume" if master
+                               else "")
     return model
 
 
@@ -490,7 +494,28 @@ def run(argv=None):
             raise ValueError("head training runs in one process (its statistics take one forward): "
                              "start it with python, not torchrun")
         return train_head(cfg)
-    return train_lm(cfg, model_overrides)
+    try:
+        return train_lm(cfg, model_overrides)
+    except RuntimeError as e:
+        gone = peer_gone(e, os.path.join(cfg.out_dir, "ckpt.pt"))
+        if gone is None:
+            raise
+        raise gone from None
+
+
+PEER_GONE = re.compile(r"connection (reset|closed)|closed by peer|broken pipe", re.IGNORECASE)
+
+
+def peer_gone(error, ckpt_path):
+    """Under torchrun, the one-line ConnectionError for a collective that failed because another rank
+    is gone (killed, or stopped by an error it reported itself): no bug of this rank's, so not gloo's
+    traceback. None for any other error."""
+    found = PEER_GONE.search(str(error)) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    if found is None:
+        return None
+    then = "continue with --resume" if os.path.exists(ckpt_path) else "start it again"
+    return ConnectionError(f"another process of this run stopped ({found.group()}), so this one stops too; "
+                           f"{kept_message(ckpt_path)}: {then}")
 
 
 if __name__ == "__main__":

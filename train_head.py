@@ -332,8 +332,7 @@ def train_head(cfg):
                              "train_config": asdict(cfg), "checkpoint": lm_fingerprint}, head_ckpt_path)
             log.saved()
             if stop.requested and epoch < cfg.head_epochs:  # in the last round: finish and export
-                tqdm.write(f"saved {head_ckpt_path} at epoch {epoch}; continue with --resume")
-                return head
+                raise data.Interrupted(f"interrupted: saved {head_ckpt_path} at epoch {epoch}; continue with --resume")
     finally:
         bar.close()
         stop.restore()

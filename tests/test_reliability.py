@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -266,6 +267,61 @@ def test_sigkill_during_saves_never_leaves_an_unreadable_checkpoint(tmp_path, co
     assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == step + 2
 
 
+def start_ranks(corpus, out_dir, world_size=2):
+    """train.py's ranks as torchrun starts them: one process each, in a session of its own (torchrun
+    forwards a Ctrl-C to each), rendezvous through the environment. Their output goes to files."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "train.py", "--data_dir", corpus, "--out_dir", str(out_dir), *SMALL,
+               "--max_steps", "100000", "--eval_interval", "20", "--eval_batches", "1"]
+    ranks = []
+    for rank in range(world_size):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size),
+               "LOCAL_WORLD_SIZE": str(world_size)}
+        output = open(out_dir / f"rank{rank}.txt", "w+")
+        ranks.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                       start_new_session=True), output))
+    deadline = time.time() + 300
+    log = out_dir / "metrics.jsonl.new"
+    while not (log.exists() and log.read_text().count("\n") >= 3) and time.time() < deadline:
+        time.sleep(0.05)  # a few steps in: every rank is in the training loop
+    return ranks
+
+
+def finish(ranks):
+    """(exit status, the lines of output that are not progress bars) of each rank."""
+    results = []
+    for process, output in ranks:
+        process.wait(timeout=300)
+        output.seek(0)
+        lines = [line for line in output.read().replace("\r", "\n").splitlines()
+                 if line.strip() and not line.startswith("train:")]
+        results.append((process.returncode, lines))
+        output.close()
+    return results
+
+
+def test_ctrl_c_under_torchrun_saves_and_every_rank_exits_130_with_one_line_at_most(tmp_path, corpus):
+    (tmp_path / "int").mkdir()
+    ranks = start_ranks(corpus, tmp_path / "int")
+    for process, _ in ranks:
+        os.killpg(process.pid, signal.SIGINT)  # what torchrun does on Ctrl-C
+    (code0, lines0), (code1, lines1) = finish(ranks)
+    step = torch.load(tmp_path / "int" / "ckpt.pt", weights_only=True)["step"]
+    assert (code0, code1) == (130, 130), lines0 + lines1
+    assert lines0[-1] == f"interrupted: saved {tmp_path / 'int' / 'ckpt.pt'} at step {step}; continue with --resume"
+    assert not any("interrupt" in line for line in lines0[:-1]) and lines1 == []
+    (tmp_path / "kill").mkdir()
+    ranks = start_ranks(corpus, tmp_path / "kill")
+    os.killpg(ranks[1][0].pid, signal.SIGKILL)  # a rank killed: the other's collective fails
+    (code0, lines0), (code1, _) = finish(ranks)
+    assert code1 == -signal.SIGKILL and code0 == 1
+    assert lines0[-1].startswith("error: another process of this run stopped (Connection ")
+    assert not any("Traceback" in line for line in lines0), lines0
+
+
 # ----------------------------------------------------------------------------
 # property-based: every sampler on random logits with ties, infinities, huge and tiny values
 
@@ -372,7 +428,7 @@ def test_any_head_file_loads_or_is_a_value_error(tmp_path_factory, thresholds, w
     assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0 and head.tau[0] == 0
 
 
-def test_a_script_main_turns_errors_into_one_line_and_lets_bugs_through():
+def test_a_script_main_turns_errors_into_one_line_and_lets_bugs_through(capsys):
     def raising(error):
         def run(argv):
             raise error
@@ -384,6 +440,13 @@ def test_a_script_main_turns_errors_into_one_line_and_lets_bugs_through():
         with pytest.raises(SystemExit, match=message) as exit_:
             data.run_script(raising(error))
         assert "\n" not in str(exit_.value)
+    saved = "interrupted: saved c.pt at step 3"
+    for interrupt, line in ((data.Interrupted(saved), saved + "\n"),
+                            (data.Interrupted(""), ""),  # another rank's: rank 0 speaks for the run
+                            (KeyboardInterrupt(), "interrupted\n")):  # a Ctrl-C before anything was saved
+        with pytest.raises(SystemExit) as exit_:
+            data.run_script(raising(interrupt))
+        assert exit_.value.code == 130 and capsys.readouterr().err == line
     for bug in (KeyError("x"), RuntimeError("shape mismatch")):  # a bug keeps its traceback
         with pytest.raises(type(bug)):
             data.run_script(raising(bug))

@@ -82,7 +82,9 @@ def test_ctrl_c_saves_and_resume_continues_exactly_like_an_uninterrupted_run(tmp
         return real_get_batch(*args, **kwargs)
 
     monkeypatch.setattr(data, "get_batch", get_batch_then_interrupt)
-    run(tmp_path / "split", corpus, *common)
+    with pytest.raises(SystemExit) as stopped:
+        run(tmp_path / "split", corpus, *common)
+    assert stopped.value.code == 130  # after the save, as a shell reports a program Ctrl-C ended
     monkeypatch.setattr(data, "get_batch", real_get_batch)
     assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)["step"] == 7
     run(tmp_path / "split", corpus, "--resume")  # bare: the other flags come from the run it resumes
@@ -184,7 +186,9 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
                  "--head_epochs", "20"]
     run_head(tmp_path / "straight", corpus, *head_args)
     watch_head_loss(monkeypatch, interrupt_at(6))  # a real SIGINT in the sixth epoch (evals call it too)
-    run_head(tmp_path / "split", corpus, *head_args)
+    with pytest.raises(SystemExit) as stopped:
+        run_head(tmp_path / "split", corpus, *head_args)
+    assert stopped.value.code == 130
     monkeypatch.undo()
     interrupted = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
     assert interrupted["epoch"] == 8 and not (tmp_path / "split" / "head.json").exists()  # the round it was in
