@@ -109,17 +109,6 @@ class MetricsLog:
             self.writing = self.path
 
 
-def remove_debris(out_dir, names):
-    """Remove the files of out_dir a run killed while saving leaves behind, saying so: a temp file
-    never renamed, a fresh run's log never adopted (a kill in the first save leaves both and no
-    checkpoint). Only the file names this run would write are touched."""
-    found = [name for name in names if os.path.isfile(os.path.join(out_dir, name))]
-    for name in found:
-        os.remove(os.path.join(out_dir, name))
-    if found:
-        print(f"removed {', '.join(found)} from {out_dir}: left by a run killed while saving")
-
-
 def row_within(line, key, last):
     try:
         row = json.loads(line)

@@ -27,7 +27,7 @@ import data
 import synthetic
 from model import PRESETS, ModelConfig, Transformer, checkpoint_config, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
-from runtime import MetricsLog, StopFlag, autocast, kept_message, peak_flops, remove_debris, save_checkpoint
+from runtime import MetricsLog, StopFlag, autocast, kept_message, peak_flops, save_checkpoint
 from train_head import train_head
 
 
@@ -390,7 +390,7 @@ def train_lm(cfg, model_overrides):
     meta, train_tokens, val_tokens = open_data(cfg, master, world_size)
     data.make_out_dir(cfg.out_dir)
     if master:
-        remove_debris(cfg.out_dir, ["ckpt.pt.tmp", "metrics.jsonl.new", "metrics.jsonl.tmp"])
+        data.remove_debris(cfg.out_dir, ["ckpt.pt.tmp", "metrics.jsonl.new", "metrics.jsonl.tmp"])
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.resume and not os.path.exists(ckpt_path):
         raise ValueError(f"--resume but no checkpoint at {ckpt_path}: drop --resume to start afresh")

@@ -23,7 +23,7 @@ import synthetic
 from head import MinPPlusHead, chunk_stats, diagnostics, format_diagnostics, plot_curve, target_counts
 from model import cuda_graph_replay, fingerprint, load_checkpoint, pick_device, read_checkpoint, trained_data_dir
 from optim import AdamW, cosine_lr
-from runtime import MetricsLog, StopFlag, autocast, kept_message, remove_debris, save_checkpoint
+from runtime import MetricsLog, StopFlag, autocast, kept_message, save_checkpoint
 
 # what a head's statistics and thresholds depend on: a resumed head must not change them
 HEAD_RUN_FIELDS = ("init_from", "data_dir", "head_data", "head_positions", "head_tokens", "dtype", "block_size",
@@ -278,8 +278,8 @@ def train_head(cfg):
                          f"{model.config.vocab_size}: pass the --data_dir the model was trained on")
     fit_tokens, eval_tokens = head_texts(cfg, meta)
     data.make_out_dir(cfg.out_dir)
-    remove_debris(cfg.out_dir, ["head_ckpt.pt.tmp", "head_metrics.jsonl.new", "head_metrics.jsonl.tmp",
-                                "head.json.tmp", "head_curve.png.tmp"])
+    data.remove_debris(cfg.out_dir, ["head_ckpt.pt.tmp", "head_metrics.jsonl.new", "head_metrics.jsonl.tmp",
+                                     "head.json.tmp", "head_curve.png.tmp"])
     head = new_head(cfg, device)
     optimizer = head_optimizer(head, cfg.head_lr)
     head_ckpt_path = os.path.join(cfg.out_dir, "head_ckpt.pt")
