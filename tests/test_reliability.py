@@ -1,5 +1,6 @@
 """What a careless or hostile user does: bad flags and files, damaged checkpoints, a full disk,
-SIGKILL in the middle of a save, and random logits thrown at every sampler."""
+SIGKILL in the middle of a save, Ctrl-C or a killed rank under torchrun, an absurd learning rate,
+and random (also NaN and infinite) logits thrown at every sampler."""
 import json
 import math
 import os
@@ -49,7 +50,7 @@ def test_token_ids_beyond_the_vocabulary_are_a_one_line_error_and_only_a_changed
     copied = tmp_path / "copied"
     shutil.copytree(corpus, copied)  # copy2 keeps each file's size and modification time
     data.open_split(str(copied), "train", data.load_meta(str(copied)))
-    assert scanned == []  # meta.json's count still describes the file: nothing read
+    assert scanned == []  # meta.json's largest id still describes the file: nothing read
     meta = data.load_meta(str(copied))
     tokens = np.fromfile(copied / "train.bin", dtype=meta["dtype"])
     tokens[len(tokens) // 2] = meta["vocab_size"] + 5  # an edited or mixed-up file of the same size
