@@ -5,10 +5,11 @@
     python data.py --task arithmetic --out_dir data/arith                       # word problems (task.py)
 
 Either way out_dir gets tokenizer.json, train.bin, val.bin (uint16 when the vocabulary
-fits, else uint32) and meta.json (with each split's token count, largest id and the train
-split's unigram counts, so start-up never scans the tokens). train.py reads them through
-np.memmap. A text is streamed a few MB at a time, so memory stays bounded whatever its size.
-The synthetic language itself, with its exact next-token distribution, is in synthetic.py.
+fits, else uint32) and meta.json (with each split's token count, largest id, file size and
+modification time and the train split's unigram counts, so start-up scans no tokens unless a
+file changed). train.py reads them through np.memmap. A text is streamed a few MB at a time,
+so memory stays bounded whatever its size. The synthetic language itself, with its exact
+next-token distribution, is in synthetic.py.
 """
 import argparse
 import json
@@ -91,6 +92,17 @@ def write_atomically(path, write):
         raise
 
 
+def remove_debris(out_dir, names):
+    """Remove the files of out_dir a run killed while saving leaves behind, saying so: a temp file
+    never renamed, a fresh run's log never adopted (a kill in the first save leaves both and no
+    checkpoint). Only the file names this run would write are touched."""
+    found = [name for name in names if os.path.isfile(os.path.join(out_dir, name))]
+    for name in found:
+        os.remove(os.path.join(out_dir, name))
+    if found:
+        print(f"removed {', '.join(found)} from {out_dir}: left by a run killed while saving")
+
+
 def disk_full(error, path):
     """Whether a failed write ran out of space (torch.save says only 'unexpected pos'; tokenizers says
     'No space left on device (os error 28)' in a plain Exception)."""
@@ -119,11 +131,24 @@ def make_out_dir(out_dir):
         raise ValueError(f"--out_dir {out_dir} is not writable: choose another or fix its permissions")
 
 
+class Interrupted(Exception):
+    """A run that Ctrl-C stopped after a clean save; its message, if any, is the one line to print."""
+
+
 def run_script(run, argv=None):
     """A script's main: run(argv), where bad input, a diverged run, a failed write or memory running out
-    end in one `error: ...` line and exit status 1, not a traceback (library code raises; only this exits)."""
+    end in one `error: ...` line and exit status 1, not a traceback (library code raises; only this exits).
+    Ctrl-C ends in exit status 130, as a shell reports a program SIGINT ended: after one line (or none)
+    once a run has saved (Interrupted), else after `interrupted`, so `train.py && ...` stops there."""
     try:
         return run(argv)
+    except Interrupted as e:
+        if str(e):
+            print(e, file=sys.stderr)
+        raise SystemExit(130) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
     except (ValueError, FloatingPointError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
     except (MemoryError, RuntimeError) as e:  # torch's CPU allocator raises a RuntimeError that says so
@@ -155,9 +180,20 @@ def write_text(path, text):
 
 
 def write_meta(out_dir, meta):
+    """Write meta.json, with each token file's stamp added; returns what it wrote."""
+    meta = meta | {f"{split}_stamp": file_stamp(os.path.join(out_dir, f"{split}.bin")) for split in ("train", "val")
+                   if os.path.exists(os.path.join(out_dir, f"{split}.bin"))}
     # one line per key: the unigram counts take one long line, not one line per count
     lines = ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in meta.items())
     write_text(os.path.join(out_dir, "meta.json"), "{\n" + lines + "\n}\n")
+    return meta
+
+
+def file_stamp(path):
+    """A token file's [size, modification time in ns]: while both match meta.json's, the file holds the
+    ids data.py counted (an edit or a copy without its times changes the stamp, and start-up scans it)."""
+    stat = os.stat(path)
+    return [stat.st_size, stat.st_mtime_ns]
 
 
 def token_stats(split, counts):
@@ -321,8 +357,7 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
             counts = encode_split(tok, input_path, start, end, os.path.join(out_dir, f"{split}.bin"), progress)
             meta[f"{split}_bytes"] = end - start
             meta |= token_stats(split, counts)
-    write_meta(out_dir, meta)
-    return meta
+    return write_meta(out_dir, meta)
 
 
 KINDS = ("synthetic", "text", "task")  # what meta.json's kind says: prepare_synthetic's, prepare_text's, task.py's
@@ -362,12 +397,14 @@ def load_tokenizer(data_dir):
     return Tokenizer.from_file(path)
 
 
-SCAN_CHUNK = 1 << 24  # tokens read at a time when data prepared before meta.json held its counts is scanned
+SCAN_CHUNK = 1 << 24  # tokens read at a time when a token file is scanned (a changed file, older data)
 
 
 def open_split(data_dir, split, meta):
-    """The split's tokens as a read-only memmap, after checking that their number and largest id
-    (meta.json's; scanned for in data prepared before it held them) agree with meta.json."""
+    """The split's tokens as a read-only memmap, after checking that their number agrees with meta.json
+    and that no id reaches vocab_size (the embedding would fail on it mid-run). The largest id is
+    meta.json's while the file's stamp still matches; else (an edited file, a copy that did not keep
+    its times, data prepared before meta.json held them) the file is scanned for it."""
     path = os.path.join(data_dir, f"{split}.bin")
     if not os.path.exists(path) or os.path.getsize(path) == 0:
         raise ValueError(f"{path} is missing or empty: re-run data.py for {data_dir}")
@@ -380,12 +417,17 @@ def open_split(data_dir, split, meta):
         raise ValueError(f"{path} holds {len(tokens):,} tokens but meta.json says {meta[f'{split}_tokens']:,}: "
                          "the file and meta.json disagree; re-run data.py")
     top = meta.get(f"{split}_max_id")
-    if top is None:  # older data: scan in slices, so a large file is never read into memory whole
-        top = max(int(tokens[i:i + SCAN_CHUNK].max()) for i in range(0, len(tokens), SCAN_CHUNK))
+    if top is None or meta.get(f"{split}_stamp") != file_stamp(path):
+        top = scan_max_id(tokens)
     if top >= meta["vocab_size"]:
         raise ValueError(f"{path} holds token id {top} >= vocab_size {meta['vocab_size']}: "
                          "the file and meta.json disagree; re-run data.py")
     return tokens
+
+
+def scan_max_id(tokens):
+    """The largest id, read in slices, so a large file is never read into memory whole."""
+    return max(int(tokens[i:i + SCAN_CHUNK].max()) for i in range(0, len(tokens), SCAN_CHUNK))
 
 
 def unigram_counts(meta, train_tokens):

@@ -4,6 +4,7 @@ import contextlib
 import json
 import math
 import os
+import pickle
 import signal
 
 import torch
@@ -37,17 +38,20 @@ def peak_flops(device):
 
 
 class StopFlag:
-    """Ctrl-C asks the loop to stop after the current step (and save); a second Ctrl-C kills."""
+    """Ctrl-C asks the loop to stop after the current step (and save); a second Ctrl-C kills. announce:
+    say so at once (under torchrun, which logs the Ctrl-C it forwards to every rank, no rank does)."""
 
-    def __init__(self):
+    def __init__(self, announce=True):
         self.requested = False
+        self.announce = announce
         self.previous = signal.signal(signal.SIGINT, self._handle)
 
     def _handle(self, signum, frame):
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        tqdm.write("interrupt: saving a checkpoint after this step (Ctrl-C again to quit now)")
+        if self.announce:
+            tqdm.write("interrupt: saving a checkpoint after this step (Ctrl-C again to quit now)")
 
     def restore(self):
         signal.signal(signal.SIGINT, self.previous)
@@ -127,8 +131,22 @@ def non_finite_tensors(state):
 
 
 def kept_message(path):
-    """What a run that stops on a NaN leaves behind, truthfully."""
-    return f"the last good checkpoint {path} is untouched" if os.path.exists(path) else "no checkpoint was saved yet"
+    """What a run that stops on a NaN or a divergence leaves behind, truthfully: the checkpoint on disk
+    and the step (or epoch) read back from it, which may be an earlier run's."""
+    if not os.path.exists(path):
+        return "no checkpoint was saved yet"
+    return f"the last good checkpoint {path}{saved_at(path)} is untouched"
+
+
+def saved_at(path):
+    """' (step N)' or ' (epoch N)' from a checkpoint, mapped so that no weights are read; '' when it
+    cannot be read (a message about another failure must not fail in turn)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError):
+        return ""
+    keys = [key for key in ("step", "epoch") if isinstance(saved, dict) and isinstance(saved.get(key), int)]
+    return f" ({keys[0]} {saved[keys[0]]})" if keys else ""
 
 
 def save_checkpoint(state, path):

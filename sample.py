@@ -186,10 +186,12 @@ def filter_logits(logits, method, temperature=1.0, temperature_last=False, top_k
     temperature_last=True (llama.cpp order: the method sees the raw logits, then whatever it
     returns is divided by T). temperature=0 means greedy. Only the method's own parameter is
     used; minpplus also takes head_strength (lambda >= 0: softmax(z / T + lambda * log c(r)),
-    0 the identity, 1 the fitted head)."""
+    0 the identity, 1 the fitted head). Logits that are no tensor, have no vocabulary, or have a row
+    with a NaN, a +inf or no token above -inf are a ValueError naming the first such row."""
     value = check_params(method, temperature, temperature_last, top_k=top_k, top_p=top_p, min_p=min_p,
                          typical_p=typical_p, epsilon_cutoff=epsilon_cutoff, eta_cutoff=eta_cutoff, n_sigma=n_sigma,
                          head=head, head_strength=head_strength)
+    check_logits(logits)
     logits, temperature = logits.float(), float(temperature)  # a Fraction or numpy value, once checked
     if method == "greedy" or temperature == 0:
         return greedy(logits)
@@ -199,6 +201,30 @@ def filter_logits(logits, method, temperature=1.0, temperature_last=False, top_k
     if temperature_last:
         return divide(method_of(logits), temperature)
     return method_of(divide(logits, temperature))
+
+
+LOGIT_FAULTS = {"nan": "holds NaN", "inf": "holds +inf", "-inf": "is all -inf (no token is left to sample)"}
+
+
+def check_logits(logits):
+    """ValueError naming the first bad row unless logits is a (..., V) tensor, V >= 1, each row with
+    no NaN, no +inf and some token above -inf: else softmax is NaN and a sampler draws garbage. It
+    costs one reduction, the row max (NaN and +inf win it; -inf only for an all -inf row), and one
+    read of a flag, skipped while a CUDA graph is captured (nothing can be read then; the eager
+    first decoding step checked the same computation)."""
+    if not torch.is_tensor(logits) or logits.dim() == 0:
+        what = f"a {type(logits).__name__}" if not torch.is_tensor(logits) else "one of shape ()"
+        raise ValueError(f"logits must be a tensor of shape (batch, vocab), not {what}: pass the model's output")
+    if logits.size(-1) == 0:
+        raise ValueError(f"no vocabulary: logits of shape {tuple(logits.shape)} have no token to sample")
+    if logits.is_cuda and torch.cuda.is_current_stream_capturing():
+        return
+    row_max = logits.amax(-1).reshape(-1)
+    bad = ~torch.isfinite(row_max)
+    if bad.any():
+        row = int(bad.nonzero()[0])
+        raise ValueError(f"logits row {row} {LOGIT_FAULTS[str(row_max[row].item())]}: sampling needs finite logits "
+                         "with one above -inf; check the model's output (in float32, if it overflowed)")
 
 
 def divide(logits, temperature):

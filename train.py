@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import math
 import os
+import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -335,7 +336,8 @@ def train_step(train_model, model, optimizer, scaler, tokens, rng, cfg, device, 
 
 
 def check_finite(loss, grad_norm, has_scaler, step, ckpt_path):
-    """Stop before a step on a NaN loss or gradient: the weights it would make must never be saved."""
+    """Stop before step (the update being made; the first is 1) on a NaN loss or gradient: the weights
+    it would make must never be saved."""
     if not math.isfinite(loss):
         raise FloatingPointError(f"loss is {loss} at step {step}: stopping; {kept_message(ckpt_path)}. "
                                  f"Lower --lr or use --dtype bfloat16/float32")
@@ -344,8 +346,9 @@ def check_finite(loss, grad_norm, has_scaler, step, ckpt_path):
                                  f"stopping; {kept_message(ckpt_path)}. Lower --lr")
 
 
-def save_lm(path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master):
-    """ckpt.pt with everything --resume needs, every rank's batch RNG included (a collective call)."""
+def save_lm(path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master, best_val_loss):
+    """ckpt.pt with everything --resume needs, every rank's batch RNG and the run's best val loss
+    included (a collective call)."""
     rng_states = [rng.bit_generator.state]
     if world_size > 1:  # every rank's sampler state, so --resume replays each rank's windows
         rng_states = [None] * world_size
@@ -354,17 +357,29 @@ def save_lm(path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_siz
         save_checkpoint({"model": model.state_dict(), "model_config": asdict(model_cfg),
                          "train_config": asdict(cfg), "optimizer": optimizer.state_dict(),
                          "scaler": scaler.state_dict(), "step": step, "rng": rng_states,
-                         "torch_rng": torch.get_rng_state()}, path)
+                         "torch_rng": torch.get_rng_state(), "best_val_loss": best_val_loss}, path)
 
 
-def eval_and_log(model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path, log):
-    """One eval: a console line, a metrics row; FloatingPointError on a NaN val loss (before any save)."""
+DIVERGED = math.log(2)  # an eval this far past the run's best (twice its perplexity), and above unigram: diverged
+
+
+def eval_and_log(model, splits, cfg, device, dtype, meta, truth, unigram, best, step, ckpt_path, log):
+    """One eval: a console line, a metrics row; returns the val loss. FloatingPointError, before any
+    save, when the run diverged: a val loss that is not finite, or that is both above the unigram
+    loss and more than DIVERGED past best (the lowest so far; ln V, an untrained model's, at first).
+    Huge but finite weights score about ln V, and must not replace the last good checkpoint."""
     result = evaluate(model, splits, cfg, device, dtype, meta, truth)
     log.write({"step": step, **result, "unigram_loss": unigram})
     tqdm.write(f"step {step}: " + " | ".join(f"{k} {v:.4f}" for k, v in result.items()))
-    if not math.isfinite(result["val_loss"]):  # never save weights whose eval is NaN
-        raise FloatingPointError(f"val loss is {result['val_loss']} at step {step}: stopping; "
+    val_loss = result["val_loss"]
+    if not math.isfinite(val_loss):
+        raise FloatingPointError(f"val loss is {val_loss} at step {step}: stopping; "
                                  f"{kept_message(ckpt_path)}. Lower --lr or use --dtype bfloat16/float32")
+    if val_loss > max(unigram, best + DIVERGED):
+        raise FloatingPointError(f"val loss {val_loss:.4g} at step {step} is above the unigram loss {unigram:.3f} "
+                                 f"and {val_loss - best:.3g} past the best so far {best:.3f}: the run diverged; "
+                                 f"stopping; {kept_message(ckpt_path)}. Lower --lr")
+    return val_loss
 
 
 def train_lm(cfg, model_overrides):
@@ -374,6 +389,8 @@ def train_lm(cfg, model_overrides):
     master = rank == 0  # only rank 0 prints, logs and writes checkpoints
     meta, train_tokens, val_tokens = open_data(cfg, master, world_size)
     data.make_out_dir(cfg.out_dir)
+    if master:
+        data.remove_debris(cfg.out_dir, ["ckpt.pt.tmp", "metrics.jsonl.new", "metrics.jsonl.tmp"])
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.resume and not os.path.exists(ckpt_path):
         raise ValueError(f"--resume but no checkpoint at {ckpt_path}: drop --resume to start afresh")
@@ -390,6 +407,8 @@ def train_lm(cfg, model_overrides):
         local = [int(os.environ["LOCAL_RANK"])] if device.startswith("cuda") else None
         train_model = DistributedDataParallel(eval_model, device_ids=local)
     truth, unigram, log = None, None, None
+    best = ckpt.get("best_val_loss") if ckpt else None  # the divergence check's reference (eval_and_log)
+    best = best if isinstance(best, float) else math.log(model_cfg.vocab_size)
     if master:  # only rank 0 evaluates and logs
         if ckpt:
             print(f"resuming {ckpt_path} at step {step}")
@@ -401,16 +420,20 @@ def train_lm(cfg, model_overrides):
               + (f" | {world_size} processes" if world_size > 1 else ""))
 
     def save(step):
-        save_lm(ckpt_path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master)
+        save_lm(ckpt_path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_size, master, best)
         if master:
             log.saved()
 
     def run_eval(step):
+        nonlocal best
         if master:
             splits = {"train": train_tokens, "val": val_tokens}
-            eval_and_log(eval_model, splits, cfg, device, dtype, meta, truth, unigram, step, ckpt_path, log)
+            val_loss = eval_and_log(eval_model, splits, cfg, device, dtype, meta, truth, unigram, best, step,
+                                    ckpt_path, log)
+            best = min(best, val_loss)
 
-    stop = StopFlag()
+    stop = StopFlag(announce=world_size == 1)  # torchrun logs the Ctrl-C it forwards to every rank
+    interrupted = False
     tokens_per_step = cfg.batch_size * cfg.block_size * cfg.grad_accum * world_size
     peak = peak_flops(device)
     bar = tqdm(total=cfg.max_steps, initial=step, desc="train", dynamic_ncols=True, disable=not master)
@@ -424,7 +447,7 @@ def train_lm(cfg, model_overrides):
             loss, grad_norm = train_step(train_model, model, optimizer, scaler, train_tokens, rng, cfg, device, dtype)
             loss, stop_votes = sum_over_ranks([loss, float(stop.requested)], world_size, device)
             loss /= world_size
-            check_finite(loss, grad_norm, scaler.is_enabled(), step, ckpt_path)
+            check_finite(loss, grad_norm, scaler.is_enabled(), step + 1, ckpt_path)
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
@@ -444,8 +467,7 @@ def train_lm(cfg, model_overrides):
             elif stop_votes:
                 save(step)
             if stop_votes:
-                if master:
-                    tqdm.write(f"saved {ckpt_path} at step {step}; continue with --resume")
+                interrupted = step < cfg.max_steps  # a Ctrl-C in the last step: the run is complete
                 break
         if world_size > 1:  # leave together: gloo aborts a process whose peer tears down first
             dist.barrier()
@@ -454,6 +476,9 @@ def train_lm(cfg, model_overrides):
         stop.restore()
         if world_size > 1:
             dist.destroy_process_group()
+    if interrupted:  # exit status 130, one line from rank 0 and none from the others
+        raise data.Interrupted(f"interrupted: saved {ckpt_path} at step {step}; continue with --resume" if master
+                               else "")
     return model
 
 
@@ -469,7 +494,28 @@ def run(argv=None):
             raise ValueError("head training runs in one process (its statistics take one forward): "
                              "start it with python, not torchrun")
         return train_head(cfg)
-    return train_lm(cfg, model_overrides)
+    try:
+        return train_lm(cfg, model_overrides)
+    except RuntimeError as e:
+        gone = peer_gone(e, os.path.join(cfg.out_dir, "ckpt.pt"))
+        if gone is None:
+            raise
+        raise gone from None
+
+
+PEER_GONE = re.compile(r"connection (reset|closed)|closed by peer|broken pipe", re.IGNORECASE)
+
+
+def peer_gone(error, ckpt_path):
+    """Under torchrun, the one-line ConnectionError for a collective that failed because another rank
+    is gone (killed, or stopped by an error it reported itself): no bug of this rank's, so not gloo's
+    traceback. None for any other error."""
+    found = PEER_GONE.search(str(error)) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
+    if found is None:
+        return None
+    then = "continue with --resume" if os.path.exists(ckpt_path) else "start it again"
+    return ConnectionError(f"another process of this run stopped ({found.group()}), so this one stops too; "
+                           f"{kept_message(ckpt_path)}: {then}")
 
 
 if __name__ == "__main__":

@@ -278,6 +278,8 @@ def train_head(cfg):
                          f"{model.config.vocab_size}: pass the --data_dir the model was trained on")
     fit_tokens, eval_tokens = head_texts(cfg, meta)
     data.make_out_dir(cfg.out_dir)
+    data.remove_debris(cfg.out_dir, ["head_ckpt.pt.tmp", "head_metrics.jsonl.new", "head_metrics.jsonl.tmp",
+                                     "head.json.tmp", "head_curve.png.tmp"])
     head = new_head(cfg, device)
     optimizer = head_optimizer(head, cfg.head_lr)
     head_ckpt_path = os.path.join(cfg.out_dir, "head_ckpt.pt")
@@ -330,8 +332,7 @@ def train_head(cfg):
                              "train_config": asdict(cfg), "checkpoint": lm_fingerprint}, head_ckpt_path)
             log.saved()
             if stop.requested and epoch < cfg.head_epochs:  # in the last round: finish and export
-                tqdm.write(f"saved {head_ckpt_path} at epoch {epoch}; continue with --resume")
-                return head
+                raise data.Interrupted(f"interrupted: saved {head_ckpt_path} at epoch {epoch}; continue with --resume")
     finally:
         bar.close()
         stop.restore()

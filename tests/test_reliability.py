@@ -1,13 +1,18 @@
 """What a careless or hostile user does: bad flags and files, damaged checkpoints, a full disk,
-SIGKILL in the middle of a save, and random logits thrown at every sampler."""
+SIGKILL in the middle of a save, Ctrl-C or a killed rank under torchrun, an absurd learning rate,
+and random (also NaN and infinite) logits thrown at every sampler."""
 import json
 import math
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -36,6 +41,26 @@ def one_line_error(argv, message, main=train.main):
     with pytest.raises(SystemExit, match=message) as error:
         main(argv)
     assert str(error.value).startswith("error: ") and "\n" not in str(error.value)
+
+
+def test_token_ids_beyond_the_vocabulary_are_a_one_line_error_and_only_a_changed_file_is_scanned(
+        tmp_path, corpus, monkeypatch):
+    real_scan, scanned = data.scan_max_id, []
+    monkeypatch.setattr(data, "scan_max_id", lambda tokens: scanned.append(len(tokens)) or real_scan(tokens))
+    copied = tmp_path / "copied"
+    shutil.copytree(corpus, copied)  # copy2 keeps each file's size and modification time
+    data.open_split(str(copied), "train", data.load_meta(str(copied)))
+    assert scanned == []  # meta.json's largest id still describes the file: nothing read
+    meta = data.load_meta(str(copied))
+    tokens = np.fromfile(copied / "train.bin", dtype=meta["dtype"])
+    tokens[len(tokens) // 2] = meta["vocab_size"] + 5  # an edited or mixed-up file of the same size
+    tokens.tofile(copied / "train.bin")
+    one_line_error(["--data_dir", str(copied), "--out_dir", str(tmp_path / "out"), *SMALL, "--max_steps", "1"],
+                   f"train.bin holds token id {meta['vocab_size'] + 5} >= vocab_size {meta['vocab_size']}")
+    assert scanned == [len(tokens)]
+    shutil.copy(os.path.join(corpus, "val.bin"), copied / "val.bin")  # a new modification time, the same ids
+    data.open_split(str(copied), "val", meta)  # scanned, and fine
+    assert scanned == [len(tokens), meta["val_tokens"]]
 
 
 def test_damaged_checkpoints_are_one_line_errors_on_resume(tmp_path, corpus, trained):
@@ -145,7 +170,8 @@ def test_a_fresh_run_that_fails_before_saving_leaves_the_last_runs_log(tmp_path,
         return (out[0], out[1] * math.nan) if self.training and len(calls) > 1 else out
 
     monkeypatch.setattr(train.Transformer, "forward", forward_that_breaks)
-    with pytest.raises(SystemExit, match="loss is nan at step 1: stopping; the last good checkpoint .* is untouched"):
+    with pytest.raises(SystemExit, match="loss is nan at step 2: stopping; the last good checkpoint .*\\(step 4\\) "
+                                         "is untouched"):
         train.main([*run, "--max_steps", "4"])  # fresh, not --resume: it would replace the checkpoint at step 2
     assert (tmp_path / "metrics.jsonl").read_text() == before  # the checkpoint's log, as the checkpoint
     assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == 4
@@ -154,6 +180,24 @@ def test_a_fresh_run_that_fails_before_saving_leaves_the_last_runs_log(tmp_path,
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows if "train_loss_step" in r] == [1, 2]
     assert not (tmp_path / "metrics.jsonl.new").exists()
+
+
+def test_a_diverged_but_finite_step_never_replaces_the_last_good_checkpoint(tmp_path, corpus):
+    run = ["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "1", "--warmup_steps", "10"]
+    with pytest.raises(SystemExit) as stopped:  # an absurd learning rate, a checkpoint every step
+        train.main([*run, "--max_steps", "30", "--lr", "1000"])
+    message = str(stopped.value)
+    found = re.fullmatch(r"error: val loss \S+ at step (\d+) is above the unigram loss .*: the run diverged; "
+                         r"stopping; the last good checkpoint \S+ \(step (\d+)\) is untouched\. Lower --lr", message)
+    assert found, message
+    failed, kept = map(int, found.groups())
+    evals = {r["step"]: r for r in map(json.loads, (tmp_path / "metrics.jsonl").read_text().splitlines())
+             if "val_loss" in r}
+    assert failed == max(evals) and kept == failed - 1 == torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"]
+    best = min(evals[step]["val_loss"] for step in evals if step < failed)
+    assert evals[failed]["val_loss"] > max(evals[failed]["unigram_loss"], best + math.log(2))
+    train.main([*run, "--resume", "--lr", "1e-2", "--max_steps", str(kept + 2)])  # the kept one trains on
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == kept + 2
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
@@ -184,6 +228,22 @@ def test_a_failed_save_removes_its_temp_file_and_keeps_the_old_one(tmp_path, mon
     assert torch.load(path, weights_only=True)["step"] == 1
 
 
+def test_what_a_kill_in_the_first_save_leaves_is_removed_by_the_next_run(tmp_path, corpus, trained, capsys):
+    (tmp_path / "ckpt.pt.tmp").write_bytes(b"the first part of a checkpoint")  # no ckpt.pt: none was renamed
+    (tmp_path / "metrics.jsonl.new").write_text('{"step": 1, "train_loss_step": 5.2}\n')
+    one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--resume"], "no checkpoint at")
+    assert os.listdir(tmp_path) == []
+    assert "removed ckpt.pt.tmp, metrics.jsonl.new" in capsys.readouterr().out
+    head_dir = tmp_path / "head"
+    head_dir.mkdir()
+    for name in ("head_ckpt.pt.tmp", "head.json.tmp", "head_metrics.jsonl.new"):
+        (head_dir / name).write_text("debris")
+    one_line_error(["--head", "minpplus", "--init_from", str(trained / "ckpt.pt"), "--data_dir", corpus,
+                    "--out_dir", str(head_dir), "--device", "cpu", "--head_tokens", "500", "--head_val_tokens",
+                    "500", "--resume"], "no head checkpoint at")
+    assert os.listdir(head_dir) == []
+
+
 def test_sigkill_during_saves_never_leaves_an_unreadable_checkpoint(tmp_path, corpus):
     """Kill training at random moments while it saves every step; every time, the checkpoint reads
     and the run resumes, and the last run finishes."""
@@ -208,6 +268,61 @@ def test_sigkill_during_saves_never_leaves_an_unreadable_checkpoint(tmp_path, co
     assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == step + 2
 
 
+def start_ranks(corpus, out_dir, world_size=2):
+    """train.py's ranks as torchrun starts them: one process each, in a session of its own (torchrun
+    forwards a Ctrl-C to each), rendezvous through the environment. Their output goes to files."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "train.py", "--data_dir", corpus, "--out_dir", str(out_dir), *SMALL,
+               "--max_steps", "100000", "--eval_interval", "20", "--eval_batches", "1"]
+    ranks = []
+    for rank in range(world_size):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": str(world_size),
+               "LOCAL_WORLD_SIZE": str(world_size)}
+        output = open(out_dir / f"rank{rank}.txt", "w+")
+        ranks.append((subprocess.Popen(command, cwd=ROOT, env=env, stdout=output, stderr=subprocess.STDOUT,
+                                       start_new_session=True), output))
+    deadline = time.time() + 300
+    log = out_dir / "metrics.jsonl.new"
+    while not (log.exists() and log.read_text().count("\n") >= 3) and time.time() < deadline:
+        time.sleep(0.05)  # a few steps in: every rank is in the training loop
+    return ranks
+
+
+def finish(ranks):
+    """(exit status, the lines of output that are not progress bars) of each rank."""
+    results = []
+    for process, output in ranks:
+        process.wait(timeout=300)
+        output.seek(0)
+        lines = [line for line in output.read().replace("\r", "\n").splitlines()
+                 if line.strip() and not line.startswith("train:")]
+        results.append((process.returncode, lines))
+        output.close()
+    return results
+
+
+def test_ctrl_c_under_torchrun_saves_and_every_rank_exits_130_with_one_line_at_most(tmp_path, corpus):
+    (tmp_path / "int").mkdir()
+    ranks = start_ranks(corpus, tmp_path / "int")
+    for process, _ in ranks:
+        os.killpg(process.pid, signal.SIGINT)  # what torchrun does on Ctrl-C
+    (code0, lines0), (code1, lines1) = finish(ranks)
+    step = torch.load(tmp_path / "int" / "ckpt.pt", weights_only=True)["step"]
+    assert (code0, code1) == (130, 130), lines0 + lines1
+    assert lines0[-1] == f"interrupted: saved {tmp_path / 'int' / 'ckpt.pt'} at step {step}; continue with --resume"
+    assert not any("interrupt" in line for line in lines0[:-1]) and lines1 == []
+    (tmp_path / "kill").mkdir()
+    ranks = start_ranks(corpus, tmp_path / "kill")
+    os.killpg(ranks[1][0].pid, signal.SIGKILL)  # a rank killed: the other's collective fails
+    (code0, lines0), (code1, _) = finish(ranks)
+    assert code1 == -signal.SIGKILL and code0 == 1
+    assert lines0[-1].startswith("error: another process of this run stopped (Connection ")
+    assert not any("Traceback" in line for line in lines0), lines0
+
+
 # ----------------------------------------------------------------------------
 # property-based: every sampler on random logits with ties, infinities, huge and tiny values
 
@@ -225,8 +340,8 @@ logit_values = st.one_of(st.floats(-50, 50, allow_nan=False, width=32), special)
 
 
 @st.composite
-def logit_rows(draw):
-    V = draw(st.integers(1, 12))
+def logit_rows(draw, V=None):
+    V = draw(st.integers(1, 12)) if V is None else V
     values = draw(st.lists(logit_values, min_size=V, max_size=V))
     if draw(st.booleans()):  # ties are common in real logits (quantised models, repeated tokens)
         values = [values[0] if draw(st.booleans()) else v for v in values]
@@ -256,6 +371,41 @@ def test_every_sampler_gives_a_valid_distribution_whose_support_shrinks_along_it
         previous = support
 
 
+@st.composite
+def broken_batches(draw):
+    """(logits, row, cause): a batch of valid rows in which one row holds a NaN or a +inf, or is all -inf."""
+    V = draw(st.integers(1, 12))
+    logits = torch.cat([draw(logit_rows(V)) for _ in range(draw(st.integers(1, 4)))])
+    row, cause = draw(st.integers(0, len(logits) - 1)), draw(st.sampled_from(["NaN", "+inf", "-inf"]))
+    if cause == "-inf":
+        logits[row] = float("-inf")
+    else:
+        logits[row, draw(st.integers(0, V - 1))] = float("nan") if cause == "NaN" else float("inf")
+    return logits, row, cause
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batch=broken_batches(), method=st.sampled_from(sorted(KNOBS) + ["greedy", "temperature", "minpplus"]),
+       temperature=st.sampled_from([0.0, 0.3, 1.0, 2.5]), temperature_last=st.booleans())
+def test_nan_inf_or_all_minus_inf_logits_are_a_value_error_naming_the_row(batch, method, temperature,
+                                                                          temperature_last):
+    logits, row, cause = batch
+    params = {KNOBS[method][0]: KNOBS[method][1][1]} if method in KNOBS else {}
+    params |= {"head": MinPPlusHead(4)} if method == "minpplus" else {}
+    message = {"NaN": "holds NaN", "+inf": "holds \\+inf", "-inf": "is all -inf"}[cause]
+    with pytest.raises(ValueError, match=f"^logits row {row} {message}"):
+        filter_logits(logits, method, temperature=temperature, temperature_last=temperature_last, **params)
+
+
+def test_logits_that_are_no_tensor_or_have_no_vocabulary_are_value_errors():
+    for logits, message in (([[0.0, 1.0]], "logits must be a tensor .*, not a list"),
+                            (torch.tensor(1.0), "logits must be a tensor .*, not one of shape \\(\\)"),
+                            (torch.zeros(2, 0), "no vocabulary: logits of shape \\(2, 0\\)")):
+        with pytest.raises(ValueError, match=message):
+            filter_logits(logits, "top_p", top_p=0.9)
+    assert filter_logits(torch.zeros(0, 5), "top_p", top_p=0.9).shape == (0, 5)  # no rows: nothing to check
+
+
 def test_the_fuzzed_methods_are_all_the_truncating_ones():
     assert set(KNOBS) == set(METHODS) - {"greedy", "temperature", "minpplus"}
 
@@ -279,7 +429,7 @@ def test_any_head_file_loads_or_is_a_value_error(tmp_path_factory, thresholds, w
     assert torch.isfinite(w).all() and (w >= 0).all() and w.sum() > 0 and head.tau[0] == 0
 
 
-def test_a_script_main_turns_errors_into_one_line_and_lets_bugs_through():
+def test_a_script_main_turns_errors_into_one_line_and_lets_bugs_through(capsys):
     def raising(error):
         def run(argv):
             raise error
@@ -291,6 +441,13 @@ def test_a_script_main_turns_errors_into_one_line_and_lets_bugs_through():
         with pytest.raises(SystemExit, match=message) as exit_:
             data.run_script(raising(error))
         assert "\n" not in str(exit_.value)
+    saved = "interrupted: saved c.pt at step 3"
+    for interrupt, line in ((data.Interrupted(saved), saved + "\n"),
+                            (data.Interrupted(""), ""),  # another rank's: rank 0 speaks for the run
+                            (KeyboardInterrupt(), "interrupted\n")):  # a Ctrl-C before anything was saved
+        with pytest.raises(SystemExit) as exit_:
+            data.run_script(raising(interrupt))
+        assert exit_.value.code == 130 and capsys.readouterr().err == line
     for bug in (KeyError("x"), RuntimeError("shape mismatch")):  # a bug keeps its traceback
         with pytest.raises(type(bug)):
             data.run_script(raising(bug))

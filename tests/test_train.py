@@ -82,7 +82,9 @@ def test_ctrl_c_saves_and_resume_continues_exactly_like_an_uninterrupted_run(tmp
         return real_get_batch(*args, **kwargs)
 
     monkeypatch.setattr(data, "get_batch", get_batch_then_interrupt)
-    run(tmp_path / "split", corpus, *common)
+    with pytest.raises(SystemExit) as stopped:
+        run(tmp_path / "split", corpus, *common)
+    assert stopped.value.code == 130  # after the save, as a shell reports a program Ctrl-C ended
     monkeypatch.setattr(data, "get_batch", real_get_batch)
     assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)["step"] == 7
     run(tmp_path / "split", corpus, "--resume")  # bare: the other flags come from the run it resumes
@@ -171,8 +173,8 @@ def test_non_finite_loss_or_gradient_stops_and_keeps_the_last_good_checkpoint(tm
         return out
 
     monkeypatch.setattr(train.Transformer, "forward", forward_that_breaks)
-    message = "loss is nan at step 7" if broken == "loss" else "gradient norm is nan at step 7"
-    with pytest.raises(SystemExit, match=message):
+    message = "loss is nan at step 8" if broken == "loss" else "gradient norm is nan at step 8"
+    with pytest.raises(SystemExit, match=message + ".*the last good checkpoint .*\\(step 6\\) is untouched"):
         run(tmp_path, corpus, "--resume", "--max_steps", "12")
     kept = torch.load(tmp_path / "ckpt.pt", weights_only=False)
     assert kept["step"] == 6 and all(torch.isfinite(w).all() for w in kept["model"].values())
@@ -184,7 +186,9 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
                  "--head_epochs", "20"]
     run_head(tmp_path / "straight", corpus, *head_args)
     watch_head_loss(monkeypatch, interrupt_at(6))  # a real SIGINT in the sixth epoch (evals call it too)
-    run_head(tmp_path / "split", corpus, *head_args)
+    with pytest.raises(SystemExit) as stopped:
+        run_head(tmp_path / "split", corpus, *head_args)
+    assert stopped.value.code == 130
     monkeypatch.undo()
     interrupted = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
     assert interrupted["epoch"] == 8 and not (tmp_path / "split" / "head.json").exists()  # the round it was in
