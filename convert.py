@@ -223,7 +223,8 @@ def gguf_tensors(reader, config, arch, where):
         except NotImplementedError:
             raise ValueError(f"{where}: tensor {t.name} has type {t.tensor_type.name}, which the gguf package "
                              f"cannot dequantise") from None
-        w = torch.from_numpy(np.array(values, dtype=np.float32))  # a copy: a GGUF F32 tensor is the read-only map.reshape(tuple(reversed(t.shape.tolist())))
+        # np.array copies: an F32 tensor's values are the read-only map of the file
+        w = torch.from_numpy(np.array(values, dtype=np.float32)).reshape(tuple(reversed(t.shape.tolist())))
         if arch == "llama" and re.search(r"attn\.w[qk]\.", name):  # qwen2 files keep Hugging Face's order
             w = unpermute(w, config.n_heads if ".wq." in name else config.n_kv_heads)
         yield name, w, t.tensor_type.name

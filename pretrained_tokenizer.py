@@ -138,6 +138,12 @@ def load(directory):
     return tokenizer, {**meta, "kind": "pretrained", "stop_ids": list(meta.get("stop_ids") or [])}
 
 
+def for_text(directory):
+    """(tokenizer, the model's vocab_size) for data.py --tokenizer DIR."""
+    tokenizer, meta = load(directory)
+    return tokenizer, meta["vocab_size"]
+
+
 def encode(tokenizer, meta, text):
     """text's ids as the model expects them: BOS first when the model wants one, and the tokenizer's
     own post-processing off (a Llama tokenizer.json would add a second BOS)."""

@@ -17,7 +17,8 @@ from model import load_checkpoint
 
 transformers = pytest.importorskip("transformers")
 gguf = pytest.importorskip("gguf")
-from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers  # noqa: E402
+from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,  # noqa: E402
+                        processors, trainers)
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
@@ -25,16 +26,19 @@ CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['con
 TEXT = ("The quick brown fox jumps over the lazy dog. It's 10:45 and the price is $1,299.99 (or €12.50); "
         "call 555-0123 before 2024-05-01!\n\n   Indented    runs of   spaces\t\ttabs\n"
         "def square(x):\n    return x ** 2  # it's squared\n\nfor i in range(10):\n    print(i, square(i))\n"
-        "Привет, как дела? Это пример текста. 你好，世界。今天天气很好。こんにちは、元気ですか。 🙂🚀 café naïve\n"
+        "Привет, как дела? Это пример текста. 你好，世界。今天天气很好。\n"
+        "こんにちは、元気ですか。 🙂🚀 café naïve\n"
         "WE'LL SEE; they'd've DONE it. 3.14159 1e-5 0x1F 100000 12345678\n")
 VARIED = ["Hello world", "It costs $3,450.75 today, up 12% from 2019.", "   a  b   c    d\n\n\n\te",
-          "class A:\n    def f(self):\n        return {'k': [1, 2, 3]}\n", "Москва — столица России. 北京是中国的首都。",
-          "naïve café 🙂 emoji 🚀🚀", "don't you'll WE'RE I'M", "<|im_start|>user\nhi<|im_end|>\n", "99999 1234567",
+          "class A:\n    def f(self):\n        return {'k': [1, 2, 3]}\n", "Москва — столица России.",
+          "北京是中国的首都。", "naïve café 🙂 emoji 🚀🚀", "don't you'll WE'RE I'M", "<|im_start|>user\nhi<|im_end|>\n",
+          "99999 1234567",
           "trailing spaces   ", "\n\nleading newlines"]
 # the pre-tokenizers of the models' own tokenizer.json files, written out here as the known answers
 LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
           r"|\s+(?!\S)|\s+")
-QWEN2 = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+QWEN2 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
+         r"|\s+(?!\S)|\s+")
 
 
 def reference_tokenizer(pre):
@@ -88,7 +92,8 @@ def quantised(w, qtype):
         return w.astype(np.float32), gguf.GGMLQuantizationType.F32
     if qtype == "F16":
         return w.astype(np.float16), gguf.GGMLQuantizationType.F16
-    return gguf.quants.quantize(w.astype(np.float32), gguf.GGMLQuantizationType[qtype]), gguf.GGMLQuantizationType[qtype]
+    kind = gguf.GGMLQuantizationType[qtype]
+    return gguf.quants.quantize(w.astype(np.float32), kind), kind
 
 
 def write_gguf(path, hf_model, tok, pre, qtype, arch="llama"):
@@ -231,10 +236,11 @@ def test_bos_once_and_chat_template_rendered(built, tmp_path):
     converted, meta = pretrained_tokenizer.load(str(tmp_path / "out"))
     bos = tok.token_to_id("<|im_start|>")
     assert meta["add_bos"] and meta["bos_id"] == bos  # the folder's tokenizer adds it: so do the scripts, once
-    assert pretrained_tokenizer.encode(converted, meta, "hi there") == [bos] + tok.encode("hi there",
-                                                                                            add_special_tokens=False).ids
+    plain = tok.encode("hi there", add_special_tokens=False).ids
+    assert pretrained_tokenizer.encode(converted, meta, "hi there") == [bos] + plain
     meta["chat_template"] = CHATML
-    assert pretrained_tokenizer.render_chat(meta, "hi", converted) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
+    rendered = pretrained_tokenizer.render_chat(meta, "hi", converted)
+    assert rendered == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n"
 
 
 # ----------------------------------------------------------------------------
@@ -344,3 +350,49 @@ def test_smollm2_logits_equal_transformers_and_it_knows_berlin(smollm2):
         got = ours(ids)
     assert (expected - got).abs().max().item() < 1e-4  # the same Q4_1 weights, both dequantised by the gguf package
     assert tok.decode([got[0, -1].argmax().item()]) == " Berlin"
+
+
+# ----------------------------------------------------------------------------
+# Every script on a converted model
+
+
+def test_greedy_generation_equals_transformers_and_stops_at_any_stop_id(built, tmp_path):
+    model, tok, folder = built["llama"]
+    convert.main([str(folder), "--out_dir", str(tmp_path)])
+    ours, _ = load_checkpoint(str(tmp_path / "ckpt.pt"))
+    prompt = [tok.token_to_id("<|im_start|>")] + tok.encode("The price is", add_special_tokens=False).ids
+    with torch.no_grad():
+        theirs = model.generate(torch.tensor([prompt]), max_new_tokens=10, do_sample=False, eos_token_id=None,
+                                pad_token_id=0)[0, len(prompt):].tolist()
+    assert sample.generate(ours, [prompt], 10, do_sample=False) == [theirs]
+    assert sample.generate(ours, [prompt], 10, do_sample=False, eos_id=[-5, theirs[0]]) == [theirs[:1]]
+
+
+def test_sample_data_train_and_evaluate_run_on_a_converted_model(built, tmp_path, capsys):
+    import data
+    import evaluate
+    import train
+
+    _, tok, folder = built["mistral"]
+    model_dir, data_dir, head_dir, text = tmp_path / "model", tmp_path / "data", tmp_path / "head", tmp_path / "t.txt"
+    convert.main([str(folder), "--out_dir", str(model_dir)])
+    ckpt = str(model_dir / "ckpt.pt")
+    sample.main(["--ckpt", ckpt, "--prompt", "The price", "--num_samples", "2", "--max_new_tokens", "4",
+                 "--device", "cpu"])  # no data directory: the tokenizer travels with the checkpoint
+    assert capsys.readouterr().out.count("The price") == 2
+    text.write_text(TEXT * 40)
+    data.main(["--input", str(text), "--tokenizer", str(model_dir), "--out_dir", str(data_dir)])
+    meta = data.load_meta(str(data_dir))
+    assert meta["vocab_size"] == tok.get_vocab_size()
+    train_ids = np.fromfile(data_dir / "train.bin", dtype=meta["dtype"])
+    assert train_ids[:50].tolist() == tok.encode(TEXT, add_special_tokens=False).ids[:50]  # the model's own tokens
+    train.main(["--head", "minpplus", "--init_from", ckpt, "--data_dir", str(data_dir), "--out_dir", str(head_dir),
+                "--block_size", "32", "--batch_size", "4", "--head_tokens", "512", "--head_val_tokens", "256",
+                "--head_epochs", "10", "--device", "cpu"])
+    sample.main(["--ckpt", ckpt, "--method", "minpplus", "--head", str(head_dir / "head.json"), "--prompt", "The",
+                 "--num_samples", "1", "--max_new_tokens", "3", "--device", "cpu"])
+    evaluate.main(["--ckpt", ckpt, "--text", str(text), "--block_size", "32", "--windows", "4", "--bootstrap", "10",
+                   "--samples", "2", "--prompt_tokens", "4", "--new_tokens", "4", "--head_epochs", "5",
+                   "--temperatures", "1.0", "--t_grid", "1.0", "--out_dir", str(tmp_path / "eval"), "--device", "cpu"])
+    assert "bits per byte" in (tmp_path / "eval" / "summary.md").read_text().lower()
+    one_line_error(["--ckpt", ckpt, "--out_dir", str(tmp_path / "e2")], "no data of its own.*--text", evaluate.main)
