@@ -245,8 +245,8 @@ def text_tokens(path, tokenizer):
 def check_two_windows(tokens, block_size):
     """ValueError unless the text holds two whole windows of block_size tokens (one to fit, one to score)."""
     if (len(tokens) - 1) // block_size < 2:
-        raise ValueError(f"the text ({len(tokens):,} tokens) is too short for two windows of {block_size} tokens "
-                         f"(--block_size, default the model's context): give a longer text")
+        raise ValueError(f"the text ({len(tokens):,} tokens) is too short for two windows of the context "
+                         f"({block_size}): give a longer text or a smaller --block_size")
 
 
 def bits_per_byte(model, tokens, tokenizer, args):
