@@ -490,7 +490,7 @@ def evaluate_checkpoint(args):
     if args.head and len(args.head) > 1:  # each file's temperature joins the grid, so that it is used
         args.t_grid = check_temperatures(args.t_grid + list(args.given_head), "--t_grid")
     os.makedirs(args.out_dir, exist_ok=True)
-    model_name = f"{args.ckpt}@{ckpt.get('step')}"
+    model_name = args.ckpt if ckpt.get("step") is None else f"{args.ckpt}@{ckpt['step']}"  # converted: no step
     md, text_md, text_rows = {}, [], []
     if meta["kind"] == "synthetic":
         md = evaluate_synthetic(args, model, meta, model_name)
