@@ -18,6 +18,7 @@ import json
 import os
 import re
 import resource
+import shutil
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -390,7 +391,10 @@ def convert(cfg):
         with open(path, "w", encoding="utf-8") as f:
             f.write(meta_text)
 
-    write_outputs(cfg.out_dir, {"tokenizer.json": tokenizer.save, pretrained_tokenizer.META_FILE: write_meta,
+    write_tokenizer = tokenizer.save  # from GGUF: the one rebuilt from its metadata
+    if fmt == "safetensors":  # a folder's own, byte for byte
+        write_tokenizer = lambda path: shutil.copyfile(os.path.join(src, "tokenizer.json"), path)  # noqa: E731
+    write_outputs(cfg.out_dir, {"tokenizer.json": write_tokenizer, pretrained_tokenizer.META_FILE: write_meta,
                                 "ckpt.pt": lambda path: torch.save(ckpt, path)})
     params = sum(t.numel() for name, t in state.items() if name != "output.weight" or not config.tie_embeddings)
     return {**source, "params": params, "types": dict(types), "config": config, "seconds": time.perf_counter() - start,

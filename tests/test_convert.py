@@ -196,12 +196,27 @@ def test_safetensors_folder_gives_transformers_logits(built, family, tmp_path):
         assert os.path.exists(folder / "model.safetensors.index.json")  # the shards were read through the index
     theirs, ours = logits_both(model, tmp_path / "out" / "ckpt.pt", IDS)
     assert (theirs - ours).abs().max().item() < 1e-4
-    converted, meta = pretrained_tokenizer.load(str(tmp_path / "out"))
-    assert converted.to_str() == tok.to_str()  # the folder's tokenizer.json, as it is
+    assert (tmp_path / "out" / "tokenizer.json").read_bytes() == (folder / "tokenizer.json").read_bytes()
+
+
+def test_older_config_files_and_bfloat16_weights(built, tmp_path):
+    model, _, folder = built["llama"]  # transformers 4 wrote Llama 3's scaling as rope_scaling + rope_theta
+    rope = dict(model.config.rope_parameters)
+    old = edited_folder(folder, tmp_path, rope_theta=rope.pop("rope_theta"), rope_scaling=rope, rope_parameters=None)
+    convert.main([str(old), "--out_dir", str(tmp_path / "f32")])
+    theirs, ours = logits_both(model, tmp_path / "f32" / "ckpt.pt", IDS)
+    assert (theirs - ours).abs().max().item() < 1e-4
+    convert.main([str(old), "--out_dir", str(tmp_path / "bf16"), "--dtype", "bfloat16"])
+    state = torch.load(tmp_path / "bf16" / "ckpt.pt", weights_only=True)["model"]
+    assert all(t.dtype == torch.bfloat16 for t in state.values())
+    _, halved = logits_both(model, tmp_path / "bf16" / "ckpt.pt", IDS)
+    assert 0 < (halved - ours).abs().max().item() < 0.05  # only bfloat16's rounding of the weights moves them
 
 
 @pytest.mark.parametrize("family,qtype", [("llama", "F32"), ("llama", "Q8_0"), ("qwen2", "F16"), ("qwen2", "Q8_0"),
-                                          ("mistral", "F16"), ("mistral", "F32")])
+                                          ("mistral", "F16"), ("mistral", "F32"), ("llama", "BF16"),
+                                          ("llama", "Q4_0"), ("mistral", "Q4_1"), ("qwen2", "Q5_0"),
+                                          ("mistral", "Q5_1")])
 def test_gguf_file_gives_transformers_logits(built, family, qtype, tmp_path):
     model, tok, _ = built[family]
     path = tmp_path / f"{family}.{qtype}.gguf"
@@ -272,6 +287,25 @@ def edited_folder(folder, tmp_path, name="edited", **changes):
 def test_unsupported_models_are_refused_naming_the_field(built, tmp_path, changes, message):
     folder = edited_folder(built["mistral"][2], tmp_path, **changes)
     one_line_error([str(folder), "--out_dir", str(tmp_path / "out")], message)
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("arch,tokenizer,message", [
+    ("phi3", "gpt2", "general.architecture 'phi3' is not supported"),
+    ("llama", "llama", "tokenizer.ggml.model is 'llama'.*Hugging Face folder"),
+])
+def test_unsupported_gguf_files_are_refused_naming_the_field(tmp_path, arch, tokenizer, message):
+    w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), arch)
+    for name, value in (("block_count", 1), ("embedding_length", 64), ("feed_forward_length", 96),
+                        ("attention.head_count", 4), ("context_length", 64)):
+        w.add_uint32(f"{arch}.{name}", value)
+    w.add_tokenizer_model(tokenizer)
+    w.add_token_list(["a", "b"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    one_line_error([str(tmp_path / "m.gguf"), "--out_dir", str(tmp_path / "out")], message)
     assert not os.path.exists(tmp_path / "out")
 
 
