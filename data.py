@@ -1,6 +1,7 @@
 """Data: text -> tokenizer -> memmap'd token files (any text, or the synthetic language), batches.
 
     python data.py --input FILE.txt --out_dir data/mytext [--vocab_size 4096]   # any UTF-8 text
+    python data.py --input FILE.txt --tokenizer out/smollm2 --out_dir data/X   # a converted model's tokenizer
     python data.py --out_dir data/synthetic                                     # the synthetic language
     python data.py --task arithmetic --out_dir data/arith                       # word problems (task.py)
 
@@ -23,6 +24,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import pretrained_tokenizer
 from synthetic import EOS, UNK, SyntheticLanguage  # noqa: F401 (EOS, UNK: the special tokens of every tokenizer)
 
 
@@ -311,16 +313,16 @@ def train_texts(path, cut, size, sample_bytes, progress):
         raise ValueError(f"{path} is empty: give a text file with some content")
 
 
-def encode_split(tok, path, start, end, out_path, progress):
+def encode_split(tok, path, start, end, out_path, progress, vocab_size):
     """Encode the file's bytes [start, end) into the token file out_path, a piece at a time;
-    returns how often each id occurs."""
-    dtype = token_dtype(tok.get_vocab_size())
-    counts = np.zeros(tok.get_vocab_size(), dtype=np.int64)
+    returns how often each id occurs. No marker is added (a pretrained tokenizer.json may add BOS)."""
+    dtype = token_dtype(vocab_size)
+    counts = np.zeros(vocab_size, dtype=np.int64)
 
     def write(tmp):
         with open(tmp, "wb") as f:
             for n_bytes, text in text_pieces(path, start, end):
-                encodings = tok.encode_batch_fast(line_blocks(text))  # threads over blocks
+                encodings = tok.encode_batch_fast(line_blocks(text), add_special_tokens=False)  # threads over blocks
                 ids = np.concatenate([np.array(e.ids, dtype=dtype) for e in encodings])
                 ids.tofile(f)
                 counts[:] += np.bincount(ids, minlength=len(counts))
@@ -329,10 +331,11 @@ def encode_split(tok, path, start, end, out_path, progress):
     return counts
 
 
-def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokenizer_mb=200):
+def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokenizer_mb=200, tokenizer_dir=None):
     """UTF-8 text -> byte-level BPE tokenizer + train/val token files; the last val_fraction of
     the bytes is val. Two passes over the file, neither holding it: train the BPE (on at most
-    tokenizer_mb MB of the train part, spread over it), then encode."""
+    tokenizer_mb MB of the train part, spread over it), then encode. tokenizer_dir: a converted
+    model's directory (convert.py), whose tokenizer encodes instead of a trained one."""
     if os.path.isdir(input_path):
         raise ValueError(f"{input_path} is a directory: pass --input with one UTF-8 text file "
                          f"(concatenate several first)")
@@ -346,15 +349,20 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
     if not 0 < cut < size:
         raise ValueError(f"{input_path} holds {size} byte(s), too few to split into train and val: give a longer text")
     make_out_dir(out_dir)  # before the long part: a bad --out_dir stops the run at once
-    with tqdm(total=size, unit="B", unit_scale=True, desc="training the tokenizer") as progress:
-        tok = bpe_tokenizer(train_texts(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)
+    if tokenizer_dir:  # the model's vocab_size: its embedding may have more rows than the tokenizer has tokens
+        tok, vocab_size = pretrained_tokenizer.for_text(tokenizer_dir)
+    else:
+        with tqdm(total=size, unit="B", unit_scale=True, desc="training the tokenizer") as progress:
+            tok = bpe_tokenizer(train_texts(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)
+        vocab_size = tok.get_vocab_size()
     unmark_complete(out_dir)
     write_atomically(os.path.join(out_dir, "tokenizer.json"), tok.save)
-    meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": tok.get_vocab_size(),
-            "eos_id": None, "dtype": np.dtype(token_dtype(tok.get_vocab_size())).name}
+    meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": vocab_size,
+            "eos_id": None, "dtype": np.dtype(token_dtype(vocab_size)).name}
     with tqdm(total=size, unit="B", unit_scale=True, desc="encoding") as progress:
         for split, start, end in (("train", 0, cut), ("val", cut, size)):
-            counts = encode_split(tok, input_path, start, end, os.path.join(out_dir, f"{split}.bin"), progress)
+            path = os.path.join(out_dir, f"{split}.bin")
+            counts = encode_split(tok, input_path, start, end, path, progress, vocab_size)
             meta[f"{split}_bytes"] = end - start
             meta |= token_stats(split, counts)
     return write_meta(out_dir, meta)
@@ -507,6 +515,7 @@ def prepare(argv=None):
                         "(task.py; flags --steps --max_number --train_problems --val_problems --eval_problems)")
     parser.add_argument("--out_dir", default="data/synthetic")
     parser.add_argument("--vocab_size", type=int, help="BPE vocabulary size (text only; default 4096)")
+    parser.add_argument("--tokenizer", help="text only: a converted model's directory; its tokenizer, not a new BPE")
     parser.add_argument("--tokenizer_mb", type=float, default=200,
                         help="train the BPE on at most this many MB of the train part, spread over it (text only)")
     parser.add_argument("--train_tokens", type=int, default=2_000_000, help="synthetic only")
@@ -516,6 +525,8 @@ def prepare(argv=None):
     if args.vocab_size is not None and not args.input:  # default None: only a --vocab_size given is refused
         raise ValueError(f"--vocab_size {args.vocab_size} is for --input only: the synthetic language's "
                          f"vocabulary is fixed; drop it or pass --input FILE.txt")
+    if args.tokenizer and (not args.input or args.vocab_size is not None):
+        raise ValueError("--tokenizer encodes an --input text with a converted model's tokenizer: drop --vocab_size")
     args.vocab_size = 4096 if args.vocab_size is None else args.vocab_size
     if args.input and not 257 < args.vocab_size <= MAX_VOCAB:  # byte-level BPE starts from 256 bytes and <eos>
         raise ValueError(f"--vocab_size {args.vocab_size} must be above 257 (the 256 bytes and <eos>) and at most "
@@ -526,7 +537,8 @@ def prepare(argv=None):
         raise ValueError("--train_tokens and --val_tokens must be at least 1")
     started = time.perf_counter()
     if args.input:
-        meta = prepare_text(args.input, args.out_dir, args.vocab_size, tokenizer_mb=args.tokenizer_mb)
+        meta = prepare_text(args.input, args.out_dir, args.vocab_size, tokenizer_mb=args.tokenizer_mb,
+                            tokenizer_dir=args.tokenizer)
     else:
         prepare_synthetic(args.out_dir, args.train_tokens, args.val_tokens, args.seed)
         meta = load_meta(args.out_dir)

@@ -3,6 +3,7 @@
     python evaluate.py                      # out/ckpt.pt on its synthetic language -> out/eval/
     python evaluate.py --quick              # trains a tiny model on the spot: the whole pipeline in seconds
     python evaluate.py --text FILE.txt      # also bits per byte and sample statistics on a text
+    python evaluate.py --ckpt out/smollm2/ckpt.pt --text FILE.txt --block_size 256   # a converted model
     python evaluate.py --task data/arith --ckpt out/arith/ckpt.pt   # answer accuracy on the task (task.py)
 
 On the synthetic language the val split is halved: MinP+ heads are fitted (one per temperature)
@@ -229,29 +230,31 @@ def sample_stats(model, prompts, settings, heads, new_tokens, seed, p_true_of=No
 
 
 def text_tokens(path, tokenizer):
-    """A UTF-8 file's tokens under the model's tokenizer, one line at a time: the tokens data.py
-    writes for it, whether the tokenizer splits at line breaks itself (data.py's now) or not."""
+    """A UTF-8 file's tokens under the model's tokenizer, in blocks of whole lines: the tokens data.py
+    writes for it, whether the tokenizer splits at line breaks itself (data.py's own BPE) or not (a
+    converted model's, which may join blank lines into one token)."""
     try:
         with open(path, encoding="utf-8", newline="") as f:
-            lines = f.read().splitlines(keepends=True)
+            text = f.read()
     except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as e:
         raise ValueError(f"cannot read --text {path} ({e}): pass a UTF-8 text file") from None
-    return np.asarray([i for enc in tokenizer.encode_batch(lines) for i in enc.ids], dtype=np.int64)
+    encodings = tokenizer.encode_batch(data.line_blocks(text), add_special_tokens=False)
+    return np.asarray([i for enc in encodings for i in enc.ids], dtype=np.int64)
 
 
-def check_two_windows(tokens, model):
-    """ValueError unless the text holds two whole windows of the model's context (one to fit, one to score)."""
-    if (len(tokens) - 1) // model.config.max_seq_len < 2:
-        raise ValueError(f"the text ({len(tokens):,} tokens) is too short for two windows of the model's context "
-                         f"({model.config.max_seq_len}): give a longer text")
+def check_two_windows(tokens, block_size):
+    """ValueError unless the text holds two whole windows of block_size tokens (one to fit, one to score)."""
+    if (len(tokens) - 1) // block_size < 2:
+        raise ValueError(f"the text ({len(tokens):,} tokens) is too short for two windows of the context "
+                         f"({block_size}): give a longer text or a smaller --block_size")
 
 
 def bits_per_byte(model, tokens, tokenizer, args):
     """{T: (bpb of the model, bpb of the model + its head fitted at T)}: the head fitted on the
     first half of the text's windows, both scored on the second. Bytes are those of the decoded
     target tokens of each window (a character split by a window's edge may count a byte or two off)."""
-    check_two_windows(tokens, model)
-    windows = tiled_windows(tokens, 2 * args.windows, model.config.max_seq_len + 1)
+    check_two_windows(tokens, args.block_size)
+    windows = tiled_windows(tokens, 2 * args.windows, args.block_size + 1)
     fit, report = windows[:len(windows) // 2], windows[len(windows) // 2:]
     logits = {"fit": model_logits(model, fit), "report": model_logits(model, report)}
     heads = fit_heads(logits["fit"], torch.from_numpy(fit[:, 1:]), args.temperatures, args.head_epochs,
@@ -429,6 +432,7 @@ def parse_args(argv):
     parser.add_argument("--prompt_tokens", type=int, default=16)
     parser.add_argument("--new_tokens", type=int, default=48)
     parser.add_argument("--text", default=None, help="a UTF-8 file: bits per byte and samples on it too")
+    parser.add_argument("--block_size", type=int, default=0, help="window length on text; 0: the model's context")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="train a tiny model in a temporary directory and "
                         "evaluate it on small grids (the CI check)")
@@ -470,20 +474,27 @@ def evaluate_checkpoint(args):
     if args.new_tokens >= model.config.max_seq_len:  # checked now, not after minutes of evaluation
         raise ValueError(f"--new_tokens {args.new_tokens} must be below {args.ckpt}'s context "
                          f"{model.config.max_seq_len}: pass a smaller one")
-    args.data_dir = args.data_dir or trained_data_dir(ckpt, args.ckpt)
+    if not (0 <= args.block_size <= model.config.max_seq_len):
+        raise ValueError(f"--block_size {args.block_size} must lie in [0, {model.config.max_seq_len}] (the context)")
+    args.block_size = args.block_size or model.config.max_seq_len
+    converted = "converted_from" in ckpt  # a pretrained model: no data of its own, its tokenizer beside it
+    args.data_dir = args.data_dir or (None if converted else trained_data_dir(ckpt, args.ckpt))
     tokenizer, meta = load_text_side(ckpt, args.ckpt, args.data_dir, model.config.vocab_size)
+    if meta["kind"] == "pretrained" and not args.text:
+        raise ValueError(f"{args.ckpt} is a converted model with no data of its own: pass --text FILE.txt, or "
+                         f"--data_dir with a text prepared by data.py --tokenizer")
     extra_text = text_tokens(args.text, tokenizer) if args.text else None  # a bad --text fails here, at once
     if args.text:
-        check_two_windows(extra_text, model)
+        check_two_windows(extra_text, args.block_size)
     args.given_head = given_heads(args.head, model) if args.head else None
     if args.head and len(args.head) > 1:  # each file's temperature joins the grid, so that it is used
         args.t_grid = check_temperatures(args.t_grid + list(args.given_head), "--t_grid")
     os.makedirs(args.out_dir, exist_ok=True)
-    model_name = f"{args.ckpt}@{ckpt.get('step')}"
+    model_name = args.ckpt if ckpt.get("step") is None else f"{args.ckpt}@{ckpt['step']}"  # converted: no step
     md, text_md, text_rows = {}, [], []
     if meta["kind"] == "synthetic":
         md = evaluate_synthetic(args, model, meta, model_name)
-    else:  # no p*: the held-out half of its own val split
+    elif meta["kind"] != "pretrained":  # no p*: the held-out half of its own val split
         lines, text_rows = evaluate_text(args, model, np.asarray(data.open_split(args.data_dir, "val", meta)),
                                          tokenizer, f"{args.data_dir} (val)")
         text_md += lines
@@ -496,7 +507,7 @@ def evaluate_checkpoint(args):
     if args.head:
         heads = ("the given head at every temperature" if len(args.head) == 1 else "the given heads at T = "
                  f"{', '.join(f'{T:g}' for T in args.given_head)}, a head fitted at each other temperature")
-    header = [f"# Evaluation of {model_name} on {args.data_dir}", "",
+    header = [f"# Evaluation of {model_name} on {args.data_dir or os.path.basename(args.text)}", "",
               f"Temperatures {', '.join(f'{T:g}' for T in args.temperatures)}; {args.windows} windows per half; "
               f"{heads}" + (f"; frontier grid {args.t_grid[0]:g}..{args.t_grid[-1]:g} ({len(args.t_grid)} "
                             f"temperatures); {args.bootstrap} bootstrap resamples." if md else ".")]

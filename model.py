@@ -27,6 +27,10 @@ class ModelConfig:
     norm_eps: float = 1e-5
     rope_theta: float = 10000.0
     dropout: float = 0.0
+    # what pretrained Llama-family models need (convert.py); the defaults are this project's own models
+    qkv_bias: bool = False  # Qwen2 adds a bias to the q, k and v projections
+    tie_embeddings: bool = True  # False: the output matrix is its own, not the token embedding
+    rope_freq_factors: tuple = ()  # divisors of each rotary frequency (Llama 3's long-context scaling); () none
 
     def __post_init__(self):
         for name in ("vocab_size", "dim", "n_layers", "n_heads", "n_kv_heads", "multiple_of", "max_seq_len"):
@@ -42,6 +46,11 @@ class ModelConfig:
             raise ValueError(f"n_heads={self.n_heads} is not a multiple of n_kv_heads={self.n_kv_heads}")
         if self.head_dim % 2:
             raise ValueError(f"head dim {self.head_dim} must be even for rotary embeddings")
+        self.rope_freq_factors = tuple(float(f) for f in self.rope_freq_factors)
+        if self.rope_freq_factors and (len(self.rope_freq_factors) != self.head_dim // 2
+                                       or not all(math.isfinite(f) and f > 0 for f in self.rope_freq_factors)):
+            raise ValueError(f"rope_freq_factors must be {self.head_dim // 2} finite numbers > 0 (one per rotary "
+                             f"frequency), got {len(self.rope_freq_factors)}")
         if not self.hidden_dim:
             self.hidden_dim = self.multiple_of * math.ceil(int(8 * self.dim / 3) / self.multiple_of)
 
@@ -71,9 +80,11 @@ class RMSNorm(nn.Module):
         return (xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)).type_as(x) * self.weight
 
 
-def rope_tables(head_dim, max_seq_len, theta):
-    """cos and sin of the rotation angle pos * theta^(-2i/d), each (max_seq_len, head_dim/2)."""
+def rope_tables(head_dim, max_seq_len, theta, freq_factors=()):
+    """cos and sin of the rotation angle pos * theta^(-2i/d) / factor_i, each (max_seq_len, head_dim/2)."""
     inv_freq = theta ** (-torch.arange(0, head_dim, 2, dtype=torch.float64) / head_dim)
+    if freq_factors:
+        inv_freq = inv_freq / torch.tensor(freq_factors, dtype=torch.float64)
     angles = torch.outer(torch.arange(max_seq_len, dtype=torch.float64), inv_freq)
     return angles.cos().float(), angles.sin().float()
 
@@ -135,9 +146,9 @@ class Attention(nn.Module):
     def __init__(self, cfg):
         super().__init__()
         self.n_heads, self.n_kv_heads, self.head_dim = cfg.n_heads, cfg.n_kv_heads, cfg.head_dim
-        self.wq = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=False)
-        self.wk = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
-        self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=False)
+        self.wq = nn.Linear(cfg.dim, cfg.n_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.wk = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
+        self.wv = nn.Linear(cfg.dim, cfg.n_kv_heads * cfg.head_dim, bias=cfg.qkv_bias)
         self.wo = nn.Linear(cfg.n_heads * cfg.head_dim, cfg.dim, bias=False)
         self.dropout = cfg.dropout
 
@@ -190,8 +201,9 @@ class Transformer(nn.Module):
         self.layers = nn.ModuleList(Block(config) for _ in range(config.n_layers))
         self.norm = RMSNorm(config.dim, config.norm_eps)
         self.output = nn.Linear(config.dim, config.vocab_size, bias=False)
-        self.output.weight = self.tok_emb.weight  # tied: one matrix reads and writes tokens
-        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta)
+        if config.tie_embeddings:
+            self.output.weight = self.tok_emb.weight  # tied: one matrix reads and writes tokens
+        cos, sin = rope_tables(config.head_dim, config.max_seq_len, config.rope_theta, config.rope_freq_factors)
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         self.apply(self._init_weights)
@@ -204,6 +216,8 @@ class Transformer(nn.Module):
     def _init_weights(module):
         if isinstance(module, (nn.Linear, nn.Embedding)):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
 
     def num_params(self):
         return sum(p.numel() for p in self.parameters())

@@ -4,6 +4,7 @@
     python sample.py --method min_p --min_p 0.05 --prompt "the old king" --num_samples 5
     python sample.py --method minpplus --head out/head.json
     python sample.py --compile --num_samples 64 --max_new_tokens 100   # throughput on a GPU
+    python sample.py --ckpt out/smollm2/ckpt.pt --chat "What is min-p sampling?"   # a converted model
 
 Library:
 - `filter_logits(logits, method, temperature=1.0, ..., top_p=None, ...)` returns fp32 logits
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 import data
+import pretrained_tokenizer
 from head import MinPPlusHead, check_strength, log_ratio, log_threshold
 from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint, pick_device, trained_data_dir
 
@@ -279,7 +281,8 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
 
     prompts: a list of token-id lists (lengths may differ; they are left-padded, with per-row
     positions and the padding masked) or a (B, T) tensor. A row ends with its own eos_id (the
-    list includes it); the others go on. do_sample=False is argmax whatever the method.
+    list includes it; eos_id may be a list of ids, e.g. a chat model's end of turn and end of
+    text); the others go on. do_sample=False is argmax whatever the method.
     params: temperature, temperature_last and the method's parameter, as in filter_logits.
     The prompt and the new tokens must fit in the context: a prompt longer than
     max_seq_len - max_new_tokens keeps its last tokens, with a warning.
@@ -306,6 +309,8 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
     cache = KVCache(model.config, len(prompts), idx.size(1) + max_new_tokens, device, weight.dtype,
                     pad=pad.to(device) if pad.any() else None)
 
+    stop_ids = torch.tensor([] if eos_id is None else eos_id, dtype=torch.long, device=device).reshape(-1)
+
     def choose(logits):  # (B, V) -> (B,)
         return draw(filter_logits(logits, method, **params), generator) if do_sample else logits.argmax(-1)
 
@@ -317,8 +322,8 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
 
     def record():  # the current token goes into its column (the slot it will fill, past the prompt)
         new_tokens.index_copy_(1, cache.slot - idx.size(1), token.masked_fill(done, -1)[:, None])
-        if eos_id is not None:  # a row ends at its EOS
-            done.logical_or_(token == eos_id)
+        if len(stop_ids):  # a row ends at its EOS
+            done.logical_or_(torch.isin(token, stop_ids))
 
     def step():
         record()
@@ -329,7 +334,7 @@ def generate(model, prompts, max_new_tokens, method="temperature", do_sample=Tru
         if n == 1 and cuda_graph and device.type == "cuda":
             run_step = cuda_graph_replay(step, device, generator)  # step 0 ran eagerly: the warm-up
         run_step()
-        if eos_id is not None and n % EOS_CHECK_EVERY == EOS_CHECK_EVERY - 1 and done.all():
+        if len(stop_ids) and n % EOS_CHECK_EVERY == EOS_CHECK_EVERY - 1 and done.all():
             break
     else:
         record()  # the last token needs no forward
@@ -352,13 +357,40 @@ def load_head(path, model, temperature):
 
 
 def load_text_side(ckpt, ckpt_path, data_dir, vocab_size):
-    """(tokenizer, meta) of the data the checkpoint was trained on, checked against the model."""
+    """(tokenizer, meta) of the data the checkpoint was trained on, checked against the model; for a
+    model convert.py wrote (and no data_dir), its own tokenizer, which travels beside its ckpt.pt."""
+    if data_dir is None and "converted_from" in ckpt:
+        tokenizer, meta = pretrained_tokenizer.load(os.path.dirname(ckpt_path) or ".")
+        if meta["vocab_size"] != vocab_size:
+            raise ValueError(f"the tokenizer beside {ckpt_path} is for vocab_size {meta['vocab_size']}, the model "
+                             f"has {vocab_size}: convert the model again")
+        return tokenizer, meta
     data_dir = data_dir or trained_data_dir(ckpt, ckpt_path)
     meta = data.load_meta(data_dir)
     if meta["vocab_size"] != vocab_size:
         raise ValueError(f"{data_dir} has vocab_size {meta['vocab_size']} but the model has {vocab_size}: "
                          "pass the --data_dir the model was trained on")
     return data.load_tokenizer(data_dir), meta
+
+
+def prompt_of(args, tokenizer, meta):
+    """(the id or ids that end a sample, the prompt's ids) for --prompt or --chat."""
+    if meta["kind"] == "pretrained":  # a converted model: its BOS, its end of text and of turn, its chat template
+        text = args.prompt if args.chat is None else pretrained_tokenizer.render_chat(meta, args.chat, tokenizer)
+        prompt_ids = pretrained_tokenizer.encode(tokenizer, meta, text)
+        return meta["stop_ids"], prompt_ids or tokenizer.encode("\n", add_special_tokens=False).ids
+    if args.chat is not None:
+        raise ValueError("--chat needs a converted chat model (python convert.py): use --prompt")
+    eos_id = meta.get("eos_id")
+    prompt_ids = tokenizer.encode(args.prompt).ids if args.prompt else []
+    unk_id = tokenizer.token_to_id("<unk>")
+    if unk_id is not None and unk_id in prompt_ids:  # the word-level synthetic vocabulary
+        unknown = [w for w in args.prompt.split() if tokenizer.token_to_id(w) is None]
+        raise ValueError(f"the prompt has words the model's vocabulary lacks ({', '.join(unknown)}): "
+                         f"use its words (lower case; they are in the data's tokenizer.json)")
+    if not args.prompt or meta["kind"] in ("synthetic", "task"):  # documents start after an <eos>
+        prompt_ids = ([eos_id] if eos_id is not None else tokenizer.encode("\n").ids) + prompt_ids
+    return eos_id, prompt_ids
 
 
 def main(argv=None):
@@ -370,6 +402,8 @@ def cli(argv=None):
     parser.add_argument("--ckpt", default="out/ckpt.pt")
     parser.add_argument("--data_dir", default=None, help="tokenizer location; default: the checkpoint's data")
     parser.add_argument("--prompt", default="", help="text to continue; empty starts a new document")
+    parser.add_argument("--chat", default=None, help="a converted chat model: this message, in its chat template; "
+                        "the reply stops at its end of turn")
     parser.add_argument("--num_samples", type=int, default=3)
     parser.add_argument("--max_new_tokens", type=int, default=60)
     parser.add_argument("--seed", type=int, default=1337)
@@ -397,6 +431,9 @@ def cli(argv=None):
     args = parser.parse_args(argv)
     if args.num_samples < 1:
         raise ValueError(f"--num_samples {args.num_samples} must be >= 1")
+    if args.chat is not None and args.prompt:
+        raise ValueError("--chat and --prompt both given: --chat is the message, --prompt a text to continue; "
+                         "pass one")
     method_of = {name: method for method, (_, name, _, _) in METHODS.items() if name} | {"head_strength": "minpplus"}
     stray = [name for name, method in method_of.items() if getattr(args, name) is not None and method != args.method]
     if stray:  # a flag that would be silently ignored: say so rather than sample with something else
@@ -416,16 +453,8 @@ def cli(argv=None):
     if args.method == "minpplus":
         params["head_strength"] = 1.0 if args.head_strength is None else args.head_strength
 
-    eos_id = meta.get("eos_id")
-    prompt_ids = tokenizer.encode(args.prompt).ids if args.prompt else []
-    unk_id = tokenizer.token_to_id("<unk>")
-    if unk_id is not None and unk_id in prompt_ids:  # the word-level synthetic vocabulary
-        unknown = [w for w in args.prompt.split() if tokenizer.token_to_id(w) is None]
-        raise ValueError(f"the prompt has words the model's vocabulary lacks ({', '.join(unknown)}): "
-                         f"use its words (lower case; they are in the data's tokenizer.json)")
+    eos_id, prompt_ids = prompt_of(args, tokenizer, meta)
     word_level = meta["kind"] in ("synthetic", "task")
-    if not args.prompt or word_level:  # documents start after an <eos>
-        prompt_ids = ([eos_id] if eos_id is not None else tokenizer.encode("\n").ids) + prompt_ids
     decoder = torch.compile(model) if args.compile else model
 
     def run():
@@ -442,7 +471,7 @@ def cli(argv=None):
     for i, new in enumerate(outputs):
         print(f"--- sample {i + 1}")
         text = tokenizer.decode(new)  # BPE text keeps its leading space: the prompt's last word may end there
-        print(args.prompt + separator + text.rstrip() if args.prompt else text.strip())
+        print(args.prompt + separator + text.rstrip() if args.prompt and args.chat is None else text.strip())
     n_tokens = sum(len(o) for o in outputs)
     print(f"--- {n_tokens} tokens in {seconds:.2f} s: {n_tokens / seconds:,.0f} tokens/s ({device}, {args.method}"
           f"{', compiled' if args.compile else ''})")
