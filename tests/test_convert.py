@@ -6,19 +6,18 @@ import importlib.util
 import json
 import os
 
+import gguf
 import numpy as np
 import pytest
 import torch
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 import convert
 import pretrained_tokenizer
 import sample
 from model import load_checkpoint
 
-transformers = pytest.importorskip("transformers")
-gguf = pytest.importorskip("gguf")
-from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,  # noqa: E402
-                        processors, trainers)
+transformers = pytest.importorskip("transformers")  # test-only: the reference the conversions are checked against
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
