@@ -414,6 +414,9 @@ def test_sample_data_train_and_evaluate_run_on_a_converted_model(built, tmp_path
                  "--device", "cpu"])  # no data directory: the tokenizer travels with the checkpoint
     assert capsys.readouterr().out.count("The price") == 2
     text.write_text(TEXT * 40)
+    one_line_error(["--input", str(text), "--tokenizer", str(folder), "--out_dir", str(data_dir)],
+                   "no tokenizer_meta.json.*convert.py", data.main)  # a folder not yet converted
+    assert not os.path.exists(data_dir)
     data.main(["--input", str(text), "--tokenizer", str(model_dir), "--out_dir", str(data_dir)])
     meta = data.load_meta(str(data_dir))
     assert meta["vocab_size"] == tok.get_vocab_size()
