@@ -242,6 +242,9 @@ def test_tokenizer_rebuilt_from_gguf_encodes_like_the_models_own(pre, tmp_path):
     for text in VARIED + [TEXT]:
         assert rebuilt.encode(text).ids == tok.encode(text).ids, text
         assert rebuilt.decode(rebuilt.encode(text).ids, skip_special_tokens=False) == text
+    untyped = {**meta, "tokenizer.ggml.token_type": [], "tokenizer.ggml.eos_token_id": tok.token_to_id("<|im_end|>")}
+    ids = pretrained_tokenizer.from_gguf_metadata(untyped, "test.gguf").encode("a<|im_end|>").ids
+    assert ids[-1] == tok.token_to_id("<|im_end|>")  # EOS stays whole even in a file that gives no token types
 
 
 def test_bos_once_and_chat_template_rendered(built, tmp_path):
