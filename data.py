@@ -348,9 +348,10 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
         cut = split_point(text_bytes, val_fraction)  # reads only the pages near the mark
     if not 0 < cut < size:
         raise ValueError(f"{input_path} holds {size} byte(s), too few to split into train and val: give a longer text")
+    pretrained = pretrained_tokenizer.for_text(tokenizer_dir) if tokenizer_dir else None  # a bad one: no out_dir
     make_out_dir(out_dir)  # before the long part: a bad --out_dir stops the run at once
-    if tokenizer_dir:  # the model's vocab_size: its embedding may have more rows than the tokenizer has tokens
-        tok, vocab_size = pretrained_tokenizer.for_text(tokenizer_dir)
+    if pretrained:  # the model's vocab_size: its embedding may have more rows than the tokenizer has tokens
+        tok, vocab_size = pretrained
     else:
         with tqdm(total=size, unit="B", unit_scale=True, desc="training the tokenizer") as progress:
             tok = bpe_tokenizer(train_texts(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)
@@ -526,7 +527,8 @@ def prepare(argv=None):
         raise ValueError(f"--vocab_size {args.vocab_size} is for --input only: the synthetic language's "
                          f"vocabulary is fixed; drop it or pass --input FILE.txt")
     if args.tokenizer and (not args.input or args.vocab_size is not None):
-        raise ValueError("--tokenizer encodes an --input text with a converted model's tokenizer: drop --vocab_size")
+        raise ValueError("--tokenizer encodes an --input text with a converted model's tokenizer: "
+                         + ("drop --vocab_size" if args.input else "pass --input FILE.txt"))
     args.vocab_size = 4096 if args.vocab_size is None else args.vocab_size
     if args.input and not 257 < args.vocab_size <= MAX_VOCAB:  # byte-level BPE starts from 256 bytes and <eos>
         raise ValueError(f"--vocab_size {args.vocab_size} must be above 257 (the 256 bytes and <eos>) and at most "

@@ -59,9 +59,11 @@ def from_gguf_metadata(meta, path):
         tok.normalizer = normalizer
     tok.pre_tokenizer = pre_tok
     tok.decoder = decoders.ByteLevel()
-    # markers such as <|im_start|> must stay whole wherever they occur in a text
-    tok.add_special_tokens([AddedToken(t, special=True, normalized=False)
-                            for t, kind in zip(tokens, types) if kind == CONTROL])
+    # markers such as <|im_start|> must stay whole wherever they occur in a text: the control tokens, and
+    # BOS, EOS and end of turn even where a file leaves the token types out
+    marked = {meta.get(f"tokenizer.ggml.{name}_token_id") for name in ("bos", "eos", "eot", "eom")}
+    tok.add_special_tokens([AddedToken(t, special=True, normalized=False) for i, (t, kind)
+                            in enumerate(zip(tokens, types or [None] * len(tokens))) if kind == CONTROL or i in marked])
     tok.add_tokens([AddedToken(t, special=False, normalized=False)
                     for t, kind in zip(tokens, types) if kind == USER_DEFINED])
     return tok

@@ -6,19 +6,18 @@ import importlib.util
 import json
 import os
 
+import gguf
 import numpy as np
 import pytest
 import torch
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 import convert
 import pretrained_tokenizer
 import sample
 from model import load_checkpoint
 
-transformers = pytest.importorskip("transformers")
-gguf = pytest.importorskip("gguf")
-from tokenizers import (Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers,  # noqa: E402
-                        processors, trainers)
+transformers = pytest.importorskip("transformers")  # test-only: the reference the conversions are checked against
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
@@ -243,6 +242,9 @@ def test_tokenizer_rebuilt_from_gguf_encodes_like_the_models_own(pre, tmp_path):
     for text in VARIED + [TEXT]:
         assert rebuilt.encode(text).ids == tok.encode(text).ids, text
         assert rebuilt.decode(rebuilt.encode(text).ids, skip_special_tokens=False) == text
+    untyped = {**meta, "tokenizer.ggml.token_type": [], "tokenizer.ggml.eos_token_id": tok.token_to_id("<|im_end|>")}
+    ids = pretrained_tokenizer.from_gguf_metadata(untyped, "test.gguf").encode("a<|im_end|>").ids
+    assert ids[-1] == tok.token_to_id("<|im_end|>")  # EOS stays whole even in a file that gives no token types
 
 
 def test_bos_once_and_chat_template_rendered(built, tmp_path):
@@ -415,6 +417,9 @@ def test_sample_data_train_and_evaluate_run_on_a_converted_model(built, tmp_path
                  "--device", "cpu"])  # no data directory: the tokenizer travels with the checkpoint
     assert capsys.readouterr().out.count("The price") == 2
     text.write_text(TEXT * 40)
+    one_line_error(["--input", str(text), "--tokenizer", str(folder), "--out_dir", str(data_dir)],
+                   "no tokenizer_meta.json.*convert.py", data.main)  # a folder not yet converted
+    assert not os.path.exists(data_dir)
     data.main(["--input", str(text), "--tokenizer", str(model_dir), "--out_dir", str(data_dir)])
     meta = data.load_meta(str(data_dir))
     assert meta["vocab_size"] == tok.get_vocab_size()
