@@ -62,11 +62,18 @@ def default_run_markdown(metrics_path):
 
 
 def task_markdown(out_dir):
-    """The task table as `evaluate.py --task` prints it, from its task_results.json."""
+    """The task tables as `evaluate.py --task` prints them (from task_results.json), and a row with
+    the LM's val loss and greedy accuracy."""
     sys.path.insert(0, ROOT)
     import task
     with open(os.path.join(out_dir, "task_results.json")) as f:
-        return task.format_table(json.load(f))
+        rows = json.load(f)
+    with open(os.path.join(out_dir, "metrics.jsonl")) as f:
+        val_loss = [row for row in map(json.loads, f) if "val_loss" in row][-1]["val_loss"]
+    greedy = next(r for r in rows if r["method"] == "greedy")
+    return (task.format_table(rows) + "\n\n| run | val loss | greedy |\n| --- | ---: | ---: |\n"
+            f"| the task's LM | {val_loss:.3f} | {greedy['accuracy']:.1%} ({greedy['ci_low']:.1%}–"
+            f"{greedy['ci_high']:.1%}) |\n")
 
 
 # ----------------------------------------------------------------------------
