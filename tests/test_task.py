@@ -147,7 +147,13 @@ def test_quick_end_to_end(tmp_path):
         assert 0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1 and 0 <= r["malformed"] <= 1
         # what was sampled and scored agrees with the exact chance of a right answer (100 draws: SD <= 0.05)
         assert r["accuracy"] == pytest.approx(r["expected_accuracy"], abs=0.15)
+        # pass@1 is the same exact chance, computed from each candidate answer's logits instead
+        assert r["pass@1"] == pytest.approx(r["expected_accuracy"], abs=1e-5)
+        passes = [r[f"pass@{k}"] for k in (1, 2, 4, 8, 16)]
+        assert passes == sorted(passes) and r["pass@16_ci"][0] <= r["pass@16"] <= r["pass@16_ci"][1]
     greedy = rows[0]
+    assert all(greedy[f] == pytest.approx(greedy["accuracy"]) for f in ("pass@16", "maj@16"))  # 16 equal draws
+    assert "Frontiers" in (tmp_path / "task_passk.md").read_text()
     assert greedy["method"] == "greedy" and greedy["malformed"] < 0.2  # the tiny LM has learnt the answer format
     assert greedy["accuracy"] == pytest.approx(greedy["expected_accuracy"], abs=1e-6)  # deterministic: exact
 
