@@ -12,6 +12,7 @@ pass@1, as top_p and min_p already are), and the frontiers: each family's settin
 the evaluation's temperatures, greedy decoding joined to its coldest settings) on the
 (pass@1, pass@16) and (pass@1, maj@16) planes, chosen on the tune problems, read on the report ones.
 """
+import json
 import os
 from types import SimpleNamespace
 
@@ -27,7 +28,7 @@ from sample import filter_logits
 MAX_CANDIDATES = 32
 STRENGTH_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # MinP+ λ: 0 is plain sampling at T
 BOOTSTRAP = 1000
-FAMILY_OFFSETS = (0.02, 0.05, 0.1, 0.15, 0.2)  # the frontier table's pass@1 levels: greedy's accuracy minus these
+FAMILY_OFFSETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)  # the frontier table's pass@1 levels: greedy's accuracy minus these
 
 
 @torch.no_grad()
@@ -217,7 +218,8 @@ def plot_frontiers(result, greedy_pass1, path):
 
 
 def write_report(rows, result, out_dir):
-    """task_passk.md (pass@k and maj@k per temperature, the frontiers) and task_passk.png; one summary line."""
+    """task_passk.md (pass@k and maj@k per temperature, the frontiers), task_frontier.json (its numbers, nan
+    where a family does not reach a level) and task_passk.png; returns one summary line."""
     greedy = next(r for r in rows if r["method"] == "greedy")
     lines = ["# pass@k and majority vote", ""]
     for T in sorted({r["temperature"] for r in rows if r["method"] != "greedy"}):
@@ -225,6 +227,9 @@ def write_report(rows, result, out_dir):
     lines += ["## Frontiers", ""] + frontier_markdown(result)
     md, png = os.path.join(out_dir, "task_passk.md"), os.path.join(out_dir, "task_passk.png")
     data.write_text(md, "\n".join(lines))
+    table = {y: {f: {"best": point.tolist(), "vs": {o: [d.tolist() for d in diff] for o, diff in diffs.items()}}
+                 for f, (point, diffs) in result[y].items()} for y in ("pass@16", "maj@16")}
+    data.write_text(os.path.join(out_dir, "task_frontier.json"), json.dumps({"pass@1": result["levels"], **table}))
     best = max((r for r in rows if r["method"] != "greedy"), key=lambda r: r["maj@16"])
     return (f"greedy pass@1 {greedy['pass@1']:.1%} | best maj@16 {best['maj@16']:.1%} ({best['method']}, T "
             f"{best['temperature']:g}) | best pass@16 {max(r['pass@16'] for r in rows):.1%} | wrote {md}"
