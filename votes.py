@@ -178,8 +178,10 @@ def frontier_markdown(result):
             if len(ranked) < 2:
                 continue
             (_, second), (best, leader) = ranked[-2], ranked[-1]
+            tied = [f for p, f in ranked if best - p < 5e-5]  # the same setting, most often plain temperature's
             diff, lo, hi = (part[j] for part in table[leader][1][second])
-            lines.append(f"- at {name}: {leader} leads with {best:.1%}, {diff:+.1%} [{lo:+.1%}, {hi:+.1%}] over {second}")
+            lines.append(f"- at {name}: {', '.join(tied)} tie at {best:.1%}" if len(tied) > 1 else
+                         f"- at {name}: {leader} leads with {best:.1%}, {diff:+.1%} [{lo:+.1%}, {hi:+.1%}] over {second}")
         lines.append("")
     return lines
 
