@@ -338,8 +338,9 @@ def evaluate_task(model, data_dir, temperatures=TEMPERATURES, tune_problems=1000
     rows = [row("greedy", "greedy", 0.0, {})]
     for temperature in tqdm(temperatures, desc="temperatures", dynamic_ncols=True):
         heads = fit_heads(model, data_dir, meta, temperature, head_tokens)
-        for label, method, params in (sampler_settings(temperature, tune_logits, tune_set, eos_id, heads)
-                                      + votes.tuned_for_votes(outs["tune"], temperature, heads, TOP_P_GRID, MIN_P_GRID)):
+        settings = sampler_settings(temperature, tune_logits, tune_set, eos_id, heads)
+        for label, method, params in settings + votes.tuned_for_votes(outs["tune"], temperature, heads,
+                                                                      TOP_P_GRID, MIN_P_GRID):
             rows.append(row(label, method, temperature, params))
         points |= votes.family_points(outs, temperature, heads, TOP_P_GRID, MIN_P_GRID)
     greedy = {name: votes.per_problem(o, "greedy", 0.0, ks=(1, 16), maj_ks=(16,)) for name, o in outs.items()}

@@ -26,7 +26,7 @@ import passk
 from sample import filter_logits
 
 MAX_CANDIDATES = 32
-STRENGTH_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # MinP+ λ: 0 is plain sampling at T
+STRENGTH_GRID = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0)  # MinP+ λ; 0: plain at T
 BOOTSTRAP = 1000
 FAMILY_OFFSETS = (0.02, 0.05, 0.1, 0.15, 0.2, 0.3)  # the frontier table's pass@1 levels: greedy's accuracy minus these
 
@@ -171,7 +171,8 @@ def frontier_markdown(result):
         lines += [f"Best {y} reachable at each pass@1 (report problems; settings chosen on the tune problems):", "",
                   "| family | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(names)]
         for family, (point, _) in table.items():
-            lines.append(f"| {family} | " + " | ".join("—" if not np.isfinite(v) else f"{v:.1%}" for v in point) + " |")
+            cells = ["—" if not np.isfinite(v) else f"{v:.1%}" for v in point]
+            lines.append(f"| {family} | " + " | ".join(cells) + " |")
         lines.append("")
         for j, name in enumerate(names):
             ranked = sorted((p[j], f) for f, (p, _) in table.items() if np.isfinite(p[j]))
@@ -180,8 +181,8 @@ def frontier_markdown(result):
             (_, second), (best, leader) = ranked[-2], ranked[-1]
             tied = [f for p, f in ranked if best - p < 5e-5]  # the same setting, most often plain temperature's
             diff, lo, hi = (part[j] for part in table[leader][1][second])
-            lines.append(f"- at {name}: {', '.join(tied)} tie at {best:.1%}" if len(tied) > 1 else
-                         f"- at {name}: {leader} leads with {best:.1%}, {diff:+.1%} [{lo:+.1%}, {hi:+.1%}] over {second}")
+            lead = f"{leader} leads with {best:.1%}, {diff:+.1%} [{lo:+.1%}, {hi:+.1%}] over {second}"
+            lines.append(f"- at {name}: " + (f"{', '.join(tied)} tie at {best:.1%}" if len(tied) > 1 else lead))
         lines.append("")
     return lines
 
@@ -194,7 +195,8 @@ def passk_markdown(rows, temperature):
         if r["method"] == "greedy" or r["temperature"] == temperature:
             cells = [f"{r[k]:.1%}" + (f" ({r[k + '_ci'][0]:.1%}–{r[k + '_ci'][1]:.1%})" if k in ("pass@16", "maj@16")
                                       else "") for k in ks]
-            knob = "".join(f" {n} {r[n]:g}" for n in ("top_p", "min_p", "head_strength") if n in r and "tuned" in r["method"])
+            knob = "".join(f" {n} {r[n]:g}" for n in ("top_p", "min_p", "head_strength")
+                           if n in r and "tuned" in r["method"])
             lines.append(f"| {r['method']}{knob} | " + " | ".join(cells) + " |")
     return lines
 
