@@ -28,7 +28,9 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 import data
+import metrics
 import train_head
+import votes
 from model import load_checkpoint, pick_device
 from sample import check_temperatures, filter_logits, generate
 from train import TrainConfig, main as train_main
@@ -319,6 +321,9 @@ def evaluate_task(model, data_dir, temperatures=TEMPERATURES, tune_problems=1000
         raise ValueError(f"the longest held-out problem with its answer is {longest} tokens, beyond the model's "
                          f"context {model.config.max_seq_len}: train with --max_seq_len {longest} or fewer --steps")
     tune_logits, report_logits = (answer_logits(model, p, eos_id) for p in (tune_set, report_set))
+    outs = {name: votes.answer_outcomes(model, s, set(number_of), eos_id) for name, s in
+            (("tune", tune_set), ("report", report_set))}
+    draws, points = metrics.bootstrap_weights(len(report_set), votes.BOOTSTRAP, seed), {}
 
     def row(label, method, temperature, params):
         accuracy, (low, high), malformed = sample_accuracy(model, report_set, number_of, eos_id, method,
@@ -327,14 +332,19 @@ def evaluate_task(model, data_dir, temperatures=TEMPERATURES, tune_problems=1000
         return {"method": label, "temperature": temperature, **value, "accuracy": accuracy, "ci_low": low,
                 "ci_high": high, "malformed": malformed, "n": len(report_set),
                 "expected_accuracy": expected_accuracy(report_logits, report_set, eos_id, method,
-                                                       max(temperature, 0), **params)}
+                                                       max(temperature, 0), **params),
+                **votes.row_fields(votes.per_problem(outs["report"], method, temperature, **params), draws)}
 
     rows = [row("greedy", "greedy", 0.0, {})]
     for temperature in tqdm(temperatures, desc="temperatures", dynamic_ncols=True):
         heads = fit_heads(model, data_dir, meta, temperature, head_tokens)
-        for label, method, params in sampler_settings(temperature, tune_logits, tune_set, eos_id, heads):
+        settings = sampler_settings(temperature, tune_logits, tune_set, eos_id, heads)
+        for label, method, params in settings + votes.tuned_for_votes(outs["tune"], temperature, heads,
+                                                                      TOP_P_GRID, MIN_P_GRID):
             rows.append(row(label, method, temperature, params))
-    return rows
+        points |= votes.family_points(outs, temperature, heads, TOP_P_GRID, MIN_P_GRID)
+    greedy = {name: votes.per_problem(o, "greedy", 0.0, ks=(1, 16), maj_ks=(16,)) for name, o in outs.items()}
+    return rows, votes.frontiers(points, greedy, sorted(temperatures), TOP_P_GRID, MIN_P_GRID, seed)
 
 
 def format_table(rows):
@@ -404,7 +414,15 @@ def prepare_main(argv):
     parser.add_argument("--val_problems", type=int, default=10_000)
     parser.add_argument("--eval_problems", type=int, default=3_000, help="held-out problems (problems.jsonl)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--format", choices=["tokens", "gsm8k"], default="tokens", help="tokens: the LM's corpus; "
+                        "gsm8k: train.jsonl and test.jsonl, one GSM8K-style problem a line (gsm8k.py)")
     args = parser.parse_args(argv)
+    if args.format == "gsm8k":
+        import gsm8k  # it builds on this module's generator
+        counts = gsm8k.write_gsm8k(args.out_dir, args.steps, args.max_number, args.train_problems,
+                                   args.eval_problems, args.seed)
+        print(f"wrote {args.out_dir}: train.jsonl ({counts['train']:,} problems), test.jsonl ({counts['test']:,})")
+        return counts
     meta = prepare_task(args.out_dir, args.steps, args.max_number, args.train_problems, args.val_problems,
                         args.eval_problems, args.seed)
     sizes = {s: os.path.getsize(os.path.join(args.out_dir, f"{s}.bin")) // np.dtype(meta["dtype"]).itemsize
@@ -461,14 +479,15 @@ def run(argv=None):
     out_dir = args.out_dir or os.path.dirname(args.ckpt) or "."
     model, _ = load_checkpoint(args.ckpt, device)
     model.requires_grad_(False)
-    rows = evaluate_task(model, args.task, args.temperatures, args.tune_problems, args.report_problems,
-                         args.head_tokens, args.seed)
+    rows, frontier = evaluate_task(model, args.task, args.temperatures, args.tune_problems, args.report_problems,
+                                   args.head_tokens, args.seed)
     os.makedirs(out_dir, exist_ok=True)
     results = os.path.join(out_dir, "task_results.json")
     data.write_text(results, json.dumps(rows, indent=1))
     print(format_table(rows))
     png = os.path.join(out_dir, "task_accuracy.png")
     print(f"wrote {results}" + (f" and {png}" if plot_accuracy(rows, png) else ""))
+    print(votes.write_report(rows, frontier, out_dir))
     return rows
 
 

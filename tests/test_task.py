@@ -142,12 +142,18 @@ def test_quick_end_to_end(tmp_path):
     assert results == rows
     methods = {r["method"] for r in rows}
     assert {"greedy", "min_p tuned", "top_p tuned", "MinP+ all positions", "MinP+ answer positions"} <= methods
-    assert len(rows) == 1 + 7 * len(task.TEMPERATURES)
+    assert len(rows) == 1 + 11 * len(task.TEMPERATURES)
     for r in rows:
         assert 0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1 and 0 <= r["malformed"] <= 1
         # what was sampled and scored agrees with the exact chance of a right answer (100 draws: SD <= 0.05)
         assert r["accuracy"] == pytest.approx(r["expected_accuracy"], abs=0.15)
+        # pass@1 is the same exact chance, computed from each candidate answer's logits instead
+        assert r["pass@1"] == pytest.approx(r["expected_accuracy"], abs=1e-5)
+        passes = [r[f"pass@{k}"] for k in (1, 2, 4, 8, 16)]
+        assert passes == sorted(passes) and r["pass@16_ci"][0] <= r["pass@16"] <= r["pass@16_ci"][1]
     greedy = rows[0]
+    assert all(greedy[f] == pytest.approx(greedy["accuracy"]) for f in ("pass@16", "maj@16"))  # 16 equal draws
+    assert "Frontiers" in (tmp_path / "task_passk.md").read_text()
     assert greedy["method"] == "greedy" and greedy["malformed"] < 0.2  # the tiny LM has learnt the answer format
     assert greedy["accuracy"] == pytest.approx(greedy["expected_accuracy"], abs=1e-6)  # deterministic: exact
 
@@ -226,7 +232,7 @@ def test_eval_refuses_problems_longer_than_the_context(lm_dir, task_dir, tmp_pat
     task.prepare_task(long_dir, steps=5, max_number=12, train_problems=20, val_problems=20, eval_problems=20)
     model, _ = task.load_checkpoint(os.path.join(lm_dir, "ckpt.pt"), "cpu")  # a context of 32 tokens
     with pytest.raises(ValueError, match=r"beyond the model's context 32: train with --max_seq_len \d+"):
-        task.evaluate_task(model, long_dir, tune_problems=10, report_problems=10)
+        task.evaluate_task(model, long_dir, tune_problems=10, report_problems=10)  # refused before any answer
     for flags in (["--task", task_dir, "--quick"], ["--task", "--quick", "--ckpt", "mine.pt"]):
         with pytest.raises(SystemExit, match="--quick makes its own tiny task and LM"):
             task.main(flags)
