@@ -186,13 +186,15 @@ def prompt_texts(questions, meta, tokenizer, shots=(), instruction=INSTRUCTION):
     return [pretrained_tokenizer.render_chat(meta, f"{q}\n{instruction}".strip(), tokenizer) for q in questions]
 
 
-def answer_marker(prompts):
-    """The id at the latest position j of the first prompt that occurs, in every prompt, only in its
-    last len(first) - j tokens: the answer marker data.answer_mask needs. ValueError when none does."""
+def answer_marker(prompts, end):
+    """(the id at the latest position j of the first prompt that is not the end id and that every prompt
+    has at the same distance from its end and nowhere before; how many tokens follow it): the answer
+    marker data.answer_mask needs. ValueError when no token is one."""
     first = prompts[0]
     for j in range(len(first) - 1, -1, -1):
         tail = len(first) - j
-        if all(first[j] not in p[:len(p) - tail] and first[j] in p[len(p) - tail:] for p in prompts):
+        if first[j] != end and all(len(p) >= tail and p[-tail] == first[j] and first[j] not in p[:-tail]
+                                   for p in prompts):
             return first[j], tail - 1
     raise ValueError("no token marks where the answer starts in every prompt: use a model with a chat template")
 
@@ -208,7 +210,7 @@ def head_examples(problems, tokenizer, meta, instruction=INSTRUCTION):
         [f"Question: {q}\nAnswer:" for q, _, _ in problems]
     prompts = [pretrained_tokenizer.encode(tokenizer, meta, t) for t in texts]
     answers = [tokenizer.encode(a if chat else " " + a, add_special_tokens=False).ids + [end] for _, a, _ in problems]
-    marker, cue = answer_marker(prompts)
+    marker, cue = answer_marker(prompts, end)
     if any(end in a[:-1] for a in answers):
         raise ValueError("an answer holds the model's end-of-turn token: remove it from the file")
     return [p + a for p, a in zip(prompts, answers)], marker, end, [cue + len(a) for a in answers]
@@ -261,7 +263,7 @@ def replies(model, prompts, budget, stop_ids, method, params, seed, batch_size):
 
 
 def reply_text(tokenizer, ids, plain):
-    """A reply's text: special tokens dropped; a plain-text (few-shot) reply ends where the next question would start."""
+    """A reply's text, special tokens dropped; a plain-text (few-shot) reply ends where a next question would start."""
     text = tokenizer.decode(ids)
     return re.split(r"\n\s*\n|Question:", text)[0] if plain else text
 
