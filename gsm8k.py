@@ -301,6 +301,8 @@ def evaluate_file(args):
     device = pick_device(args.device)
     problems = read_problems(args.task)[:args.problems or None]
     shots = read_problems(args.train)[:args.fewshot] if args.fewshot else ()
+    if len(shots) < args.fewshot:
+        raise ValueError(f"--fewshot {args.fewshot} but {args.train} holds {len(shots)} problems: ask for fewer")
     model, ckpt = load_checkpoint(args.ckpt, device)
     if "converted_from" not in ckpt:
         raise ValueError(f"{args.ckpt} is not a converted model: GSM8K-format files need one from convert.py "
@@ -311,7 +313,10 @@ def evaluate_file(args):
     if max(map(len, prompts)) + args.max_answer_tokens > model.config.max_seq_len:
         raise ValueError(f"the longest prompt ({max(map(len, prompts))} tokens) and --max_answer_tokens "
                          f"{args.max_answer_tokens} exceed the context {model.config.max_seq_len}: ask for fewer")
-    stop_ids = list(meta["stop_ids"]) or None
+    stop_ids = list(meta["stop_ids"])
+    if shots:  # a plain-text reply ends at its first blank line: stop at any token that holds one
+        stop_ids += [i for i in range(tokenizer.get_vocab_size()) if "\n\n" in tokenizer.decode([i])]
+    stop_ids = stop_ids or None
     rows, kept = [], []
     for label, method, params in samplers(args, model, device):
         ids = replies(model, prompts, args.max_answer_tokens, stop_ids, method, params, args.seed, args.batch_size)

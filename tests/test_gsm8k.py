@@ -188,6 +188,8 @@ def test_evaluation_end_to_end_on_a_tiny_converted_model(tiny, tmp_path, capsys)
                             "--problems", "3", "--out_dir", str(tmp_path / "c")])
     assert json.loads((tmp_path / "c" / "gsm8k_results.json").read_text())["prompting"].startswith("2-shot")
     one_line_error(evaluate.main, common + ["--fewshot", "2"], "--fewshot N and --train FILE.jsonl go together")
+    one_line_error(evaluate.main, common + ["--fewshot", "41", "--train", str(files / "train.jsonl")],
+                   "--fewshot 41 but .* holds 40 problems")
     one_line_error(evaluate.main, ["--task", str(files / "none.jsonl"), "--ckpt", ckpt], "no file at")
 
 
