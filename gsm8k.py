@@ -8,7 +8,7 @@
 
 A file holds one JSON object per line, {"question": text, "answer": text}, the answer's final number
 after "####" as in GSM8K (reasoning and <<48/2=24>> calculator notes may come before it). A model's
-reply gives the first number after its last "####", else its last number; numbers compare as numbers
+reply gives the number right after its last "####", else its last number; numbers compare as numbers
 (8, 8.0 and 8.00 are equal, 1,000 is 1000, "$5." is 5); a reply without a number is malformed.
 Prompts go through the model's chat template, or are --fewshot N solved problems of a --train file
 as plain text ("Question: ...\\nAnswer: ..."). For the head, data.py writes each problem as its
@@ -49,17 +49,28 @@ def numbers(text):
         yield -value if m[1] else value
 
 
-def reply_answer(reply):
-    """The number a reply gives: the first after its last "####", else its last number; None when it
-    has none (a malformed reply)."""
-    if "####" in reply:
-        after = next(numbers(reply.rsplit("####", 1)[1]), None)
-        if after is not None:
-            return after
-    found = None
-    for found in numbers(reply):
-        pass
+def after_marker(text):
+    """The number right after text's last "####" (blanks and a $ may come between), or None."""
+    found = NUMBER_RE.match(text.rpartition("####")[2].lstrip()) if "####" in text else None
+    return None if found is None else next(numbers(found[0]))
+
+
+def extract_answer(reply):
+    """The number a reply gives: the one right after its last "####", else its last number; None when
+    it has none (a malformed reply)."""
+    if not isinstance(reply, str):
+        raise ValueError(f"a reply is text, not {type(reply).__name__}")
+    found = after_marker(reply)
+    if found is None:
+        for found in numbers(reply):
+            pass
     return found
+
+
+def is_correct(reply, answer):
+    """Whether the reply's number equals answer (a number, or a GSM8K answer text)."""
+    given = extract_answer(reply)
+    return given is not None and given == (extract_answer(answer) if isinstance(answer, str) else Fraction(answer))
 
 
 def number_text(value):
@@ -79,9 +90,9 @@ def parse_row(line):
         return "the question is empty"
     if "####" not in row["answer"]:
         return 'the answer has no "####" before its final number'
-    final = next(numbers(row["answer"].rsplit("####", 1)[1]), None)
+    final = after_marker(row["answer"])
     if final is None:
-        return 'no number after the answer\'s "####"'
+        return 'no number right after the answer\'s last "####"'
     return row["question"], row["answer"], final
 
 
@@ -152,16 +163,16 @@ def worked_solution(question, answer):
     return pretty(question[:-len(task.ANSWER)]), "\n".join(lines + [f"#### {answer}"])
 
 
-def write_builtin(out_dir, steps=2, max_number=10, train_problems=1000, test_problems=500, seed=0):
+def write_gsm8k(out_dir, steps=2, max_number=10, train_problems=1000, eval_problems=500, seed=0):
     """Write the built-in word problems into out_dir as train.jsonl and test.jsonl (no test question is
     a train question); returns {split: number of problems}."""
-    if min(train_problems, test_problems) < 1:
+    if min(train_problems, eval_problems) < 1:
         raise ValueError("--train_problems and --eval_problems must be at least 1")
     train = task.generate_problems(train_problems, steps, max_number, seed + 1)
     seen = {q for q, _ in train}
-    test = list(dict(p for p in task.generate_problems(2 * test_problems, steps, max_number, seed + 3)
-                     if p[0] not in seen).items())[:test_problems]
-    if len(test) < test_problems:
+    test = list(dict(p for p in task.generate_problems(2 * eval_problems, steps, max_number, seed + 3)
+                     if p[0] not in seen).items())[:eval_problems]
+    if len(test) < eval_problems:
         raise ValueError(f"only {len(test)} distinct test problems with --steps {steps} --max_number "
                          f"{max_number}: ask for fewer --eval_problems or make the task larger")
     data.make_out_dir(out_dir)
@@ -270,7 +281,7 @@ def reply_text(tokenizer, ids, plain):
 
 def score(texts, finals):
     """(the number each reply gives or None, whether it is the right one)."""
-    given = [reply_answer(t) for t in texts]
+    given = [extract_answer(t) for t in texts]
     return given, [g is not None and g == a for g, a in zip(given, finals)]
 
 
@@ -426,7 +437,7 @@ def data_main(argv):
     parser.add_argument("--seed", type=int, default=0, help="--task")
     args = parser.parse_args(argv)
     if args.task:
-        sizes = write_builtin(args.out_dir, args.steps, args.max_number, args.train_problems, args.eval_problems,
+        sizes = write_gsm8k(args.out_dir, args.steps, args.max_number, args.train_problems, args.eval_problems,
                               args.seed)
         print(f"wrote {args.out_dir}: train.jsonl ({sizes['train']:,} problems), test.jsonl ({sizes['test']:,})")
         return sizes

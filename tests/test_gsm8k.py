@@ -46,18 +46,19 @@ def one_line_error(main, argv, message):
     ("#### 8.0", 8), ("so it is 8", 8), ("The shop has 1,200 - 250 = 950 pens left.", 950), ("#### 1,000", 1000),
     ("It is -2 degrees.", -2), ("3 - 5 = -2", -2), ("He pays $2.50.", Fraction(5, 2)), ("The answer is 42.", 42),
     ("#### 12\nso the first guess of 7 was wrong", 12), ("The answer is \\boxed{17}", 17),
-    ("Steps 1, 2, 3", 3), ("#### none\nbut maybe 9 or 10", 9), ("maybe 9 or 10", 10), ("Total: 10-4=6", 6),
+    ("Steps 1, 2, 3", 3), ("#### none\nbut maybe 9 or 10", 10), ("maybe 9 or 10", 10), ("Total: 10-4=6", 6),
     ("It costs $1,299.99", Fraction(129999, 100)),
+    ("#### 4 #### 5", 5), ("#### $12", 12), ("#### The answer is 7, not 9", 9), ("x = 1,00", 0),
     ("I don't know.", None), ("", None), ("#### ", None), ("x2 and v3 are names", None),
 ])
 def test_the_number_a_reply_gives(reply, number):
-    assert gsm8k.reply_answer(reply) == number
+    assert gsm8k.extract_answer(reply) == number
 
 
 def test_numbers_compare_as_numbers_and_the_file_answer_reads_like_a_reply(tmp_path):
     same = ["8", "8.0", "8.00", "#### 8", "$8", "8."]
-    assert {gsm8k.reply_answer(r) for r in same} == {8}
-    assert gsm8k.reply_answer("1,000") == gsm8k.reply_answer("1000") != gsm8k.reply_answer("1,0000")
+    assert {gsm8k.extract_answer(r) for r in same} == {8}
+    assert gsm8k.extract_answer("1,000") == gsm8k.extract_answer("1000") != gsm8k.extract_answer("1,0000")
     problems = gsm8k.read_problems(write_jsonl(tmp_path / "p.jsonl", PROBLEMS))
     assert [p[2] for p in problems] == [72, 950, -2, Fraction(5, 2)]
     assert [p[0] for p in problems] == [p["question"] for p in PROBLEMS]
@@ -65,13 +66,17 @@ def test_numbers_compare_as_numbers_and_the_file_answer_reads_like_a_reply(tmp_p
     given, correct = gsm8k.score(replies, [p[2] for p in problems])
     assert correct == [True] * 4 and given[3] == Fraction(5, 2)
     assert gsm8k.score(["no idea", "#### 951"], [72, 950]) == ([None, 951], [False, False])
+    assert gsm8k.is_correct("so 8.00", 8) and gsm8k.is_correct("#### 72", PROBLEMS[0]["answer"])
+    assert not gsm8k.is_correct("#### 8.5", 8) and not gsm8k.is_correct("no idea", 8)
+    with pytest.raises(ValueError, match="a reply is text"):
+        gsm8k.extract_answer(8)
 
 
 @pytest.mark.parametrize("line, message", [
     ("{not json", "not JSON"), ("[1, 2]", "not an object"), ('{"question": "q"}', "not an object"),
     ('{"question": "q", "answer": 72}', "not an object"),
     ('{"question": " ", "answer": "#### 1"}', "the question is empty"),
-    ('{"question": "q", "answer": "it is 72"}', 'no "####"'), ('{"question": "q", "answer": "72 ####"}', "no number"),
+    ('{"question": "q", "answer": "it is 72"}', 'no "####"'), ('{"question": "q", "answer": "72 ####"}', "no number right after"),
 ])
 def test_a_bad_line_is_a_one_line_error_naming_file_and_line(tmp_path, line, message):
     path = write_jsonl(tmp_path / "bad.jsonl", [PROBLEMS[0], "", line])  # the blank line 2 is skipped
@@ -135,7 +140,7 @@ def tiny(tmp_path_factory):
     """(directory with ckpt.pt, tokenizer.json and tokenizer_meta.json; GSM8K-format file of built-in problems)."""
     root = tmp_path_factory.mktemp("gsm8k")
     files = root / "arith"
-    gsm8k.write_builtin(str(files), train_problems=40, test_problems=12)
+    gsm8k.write_gsm8k(str(files), train_problems=40, eval_problems=12)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -171,7 +176,7 @@ def test_evaluation_end_to_end_on_a_tiny_converted_model(tiny, tmp_path, capsys)
         mine = [r for r in replies if r["sampler"] == row["sampler"]]
         assert [r["problem"] for r in mine] == list(range(12)) and row["n"] == 12
         for r in mine:
-            given = gsm8k.reply_answer(r["reply"])
+            given = gsm8k.extract_answer(r["reply"])
             assert r["given"] == (None if given is None else gsm8k.number_text(given))
             final = finals[r["problem"]]
             assert r["correct"] == (given == final) and r["answer"] == gsm8k.number_text(final)
