@@ -4,6 +4,7 @@
     python data.py --input FILE.txt --tokenizer out/smollm2 --out_dir data/X   # a converted model's tokenizer
     python data.py --out_dir data/synthetic                                     # the synthetic language
     python data.py --task arithmetic --out_dir data/arith                       # word problems (task.py)
+    python data.py --task arithmetic --format gsm8k --out_dir data/arith-gsm8k  # as GSM8K-format files (gsm8k.py)
 
 Either way out_dir gets tokenizer.json, train.bin, val.bin (uint16 when the vocabulary
 fits, else uint32) and meta.json (with each split's token count, largest id, file size and
@@ -507,6 +508,9 @@ def main(argv=None):
 
 def prepare(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if any(a == "--format" or a.startswith("--format=") for a in argv):  # GSM8K-format files: gsm8k.py's flags
+        import gsm8k
+        return gsm8k.data_main(argv)
     if any(a == "--task" or a.startswith("--task=") for a in argv):  # the task's own flags live in task.py
         import task
         return task.prepare_main(argv)

@@ -5,6 +5,7 @@
     python evaluate.py --text FILE.txt      # also bits per byte and sample statistics on a text
     python evaluate.py --ckpt out/smollm2/ckpt.pt --text FILE.txt --block_size 256   # a converted model
     python evaluate.py --task data/arith --ckpt out/arith/ckpt.pt   # answer accuracy on the task (task.py)
+    python evaluate.py --task test.jsonl --ckpt out/smollm2/ckpt.pt  # a GSM8K-format file, a converted model (gsm8k.py)
 
 On the synthetic language the val split is halved: MinP+ heads are fitted (one per temperature)
 and every baseline is tuned on windows of the first half; every figure comes from windows of the
@@ -25,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 import data
+import gsm8k
 import synthetic
 import metrics
 import reporting
@@ -455,7 +457,7 @@ def parse_args(argv):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--task" or a.startswith("--task=") for a in argv):  # the verifiable task: task.py's own flags
-        return task.main(argv)
+        return (gsm8k if gsm8k.is_task_file(argv) else task).main(argv)  # or a GSM8K-format file: gsm8k.py's
     data.run_script(run, argv)
 
 

@@ -414,15 +414,7 @@ def prepare_main(argv):
     parser.add_argument("--val_problems", type=int, default=10_000)
     parser.add_argument("--eval_problems", type=int, default=3_000, help="held-out problems (problems.jsonl)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--format", choices=["tokens", "gsm8k"], default="tokens", help="tokens: the LM's corpus; "
-                        "gsm8k: train.jsonl and test.jsonl, one GSM8K-style problem a line (gsm8k.py)")
     args = parser.parse_args(argv)
-    if args.format == "gsm8k":
-        import gsm8k  # it builds on this module's generator
-        counts = gsm8k.write_gsm8k(args.out_dir, args.steps, args.max_number, args.train_problems,
-                                   args.eval_problems, args.seed)
-        print(f"wrote {args.out_dir}: train.jsonl ({counts['train']:,} problems), test.jsonl ({counts['test']:,})")
-        return counts
     meta = prepare_task(args.out_dir, args.steps, args.max_number, args.train_problems, args.val_problems,
                         args.eval_problems, args.seed)
     sizes = {s: os.path.getsize(os.path.join(args.out_dir, f"{s}.bin")) // np.dtype(meta["dtype"]).itemsize
