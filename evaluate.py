@@ -2,8 +2,8 @@
 
     python evaluate.py                      # out/ckpt.pt on its synthetic language -> out/eval/
     python evaluate.py --quick              # trains a tiny model on the spot: the whole pipeline in seconds
-    python evaluate.py --text FILE.txt      # also bits per byte and sample statistics on a text
     python evaluate.py --ckpt out/smollm2/ckpt.pt --text FILE.txt --block_size 256   # a converted model
+    python evaluate.py --text B.txt --fit_text A.txt   # the real-text verdict: MinP+ fitted on A, reported on B
     python evaluate.py --task data/arith --ckpt out/arith/ckpt.pt   # answer accuracy on the task (task.py)
     python evaluate.py --task test.jsonl --ckpt out/smollm2/ckpt.pt  # a GSM8K-format file, a converted model (gsm8k.py)
 
@@ -25,12 +25,14 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import autotemp
 import data
 import gsm8k
 import synthetic
 import metrics
 import reporting
 import task
+import textreport
 import train
 import train_head
 from head import MinPPlusHead
@@ -50,17 +52,12 @@ KNOBS = {  # each method's grid, weakest first: plain temperature (every family'
 MAX_GRID = 200  # temperatures in --t_grid
 COMMON = [("min_p", 0.05), ("min_p", 0.1), ("top_p", 0.9), ("top_p", 0.95)]  # what users pick
 QUICK = ["--windows", "16", "--t_grid", "0.7:2.5:0.3", "--bootstrap", "100", "--samples", "8",
-         "--new_tokens", "16", "--prompt_tokens", "8", "--head_epochs", "30"]
+         "--new_tokens", "16", "--prompt_tokens", "8", "--head_epochs", "30", "--text_t_grid", "0.8,1,1.3",
+         "--text_knobs", "minpplus=0.5,1,2", "min_p=0.05,0.1,0.2", "top_p=0.8,0.9,0.95"]
 
 
 # ----------------------------------------------------------------------------
 # Held-out windows, the model's logits, the truth
-
-
-def tiled_windows(tokens, n_windows, length):
-    """Non-overlapping windows (n, length) of any text, spread over it (real text has no p*)."""
-    starts = np.concatenate(data.tiling_batches(tokens, n_windows, length - 1, n_windows * (length - 1)))
-    return np.stack([np.asarray(tokens[s:s + length]) for s in starts]).astype(np.int64)
 
 
 @torch.no_grad()
@@ -109,11 +106,11 @@ def given_heads(paths, model):
 # Settings and their metrics
 
 
-def setting_grid(t_grid, methods=tuple(KNOBS)):
+def setting_grid(t_grid, methods=tuple(KNOBS), knobs=KNOBS):
     """Every (method, temperature, knob) to evaluate: plain temperature at each T, then each method's grid."""
     grid = [dict(method="temperature", temperature=T, param=None) for T in t_grid]
     for method in methods:
-        grid += [dict(method=method, temperature=T, param=v) for T in t_grid for v in KNOBS[method]]
+        grid += [dict(method=method, temperature=T, param=v) for T in t_grid for v in knobs[method]]
     return grid
 
 
@@ -176,13 +173,13 @@ def tuned_rows(grid, tune_means, temperatures):
     return rows
 
 
-def family_segments(grid, method, temperatures=None):
+def family_segments(grid, method, temperatures=None, knobs=KNOBS):
     """(a, b) pairs of neighbouring settings of one family (metrics.best_segments): one knob value
     at neighbouring temperatures, and neighbouring knob values at one temperature, plain
     temperature being every knob's weakest end. temperatures: all of the grid's by default."""
     index = {(s["method"], s["temperature"], s["param"]): i for i, s in enumerate(grid)}
     Ts = temperatures or sorted({s["temperature"] for s in grid})
-    knobs = [None] + ([] if method == "temperature" else KNOBS[method])
+    knobs = [None] + ([] if method == "temperature" else knobs[method])
 
     def node(T, value):
         return index[("temperature", T, None)] if value is None else index[(method, T, value)]
@@ -197,9 +194,9 @@ def family_segments(grid, method, temperatures=None):
     return segments
 
 
-def families(grid, temperatures=None):
+def families(grid, temperatures=None, knobs=KNOBS):
     """{family: segments}: plain temperature alone, and each method with plain temperature."""
-    return {f: family_segments(grid, f, temperatures) for f in ("temperature", *KNOBS)}
+    return {f: family_segments(grid, f, temperatures, knobs) for f in ("temperature", *knobs)}
 
 
 # ----------------------------------------------------------------------------
@@ -209,7 +206,8 @@ def families(grid, temperatures=None):
 def sample_stats(model, prompts, settings, heads, new_tokens, seed, p_true_of=None):
     """{name: stats} of continuations of every prompt under each setting: distinct-2/3, 4-gram
     repetition and, when p_true_of(sequences) gives p* (synthetic), the share valid under p*
-    and the mean true NLL per token of the valid ones."""
+    and the mean true NLL per token of the valid ones; otherwise (real text) their NLL per token
+    under the plain model."""
     out = {}
     for name, setting in tqdm(settings.items(), desc="samples", leave=False, dynamic_ncols=True):
         generator = torch.Generator(next(model.parameters()).device).manual_seed(seed)
@@ -223,6 +221,8 @@ def sample_stats(model, prompts, settings, heads, new_tokens, seed, p_true_of=No
                 p_next = p_true_of(full)[:, prompts.shape[1] - 1:-1]
             valid, nll = metrics.truth_scores(p_next, np.asarray(new))
             stats.update(valid=valid.mean(), true_nll=nll[valid].mean() if valid.any() else float("nan"))
+        else:
+            stats["model_nll"] = textreport.continuation_nll(model, prompts, new)
         out[name] = stats
     return out
 
@@ -249,29 +249,6 @@ def check_two_windows(tokens, block_size):
     if (len(tokens) - 1) // block_size < 2:
         raise ValueError(f"the text ({len(tokens):,} tokens) is too short for two windows of the context "
                          f"({block_size}): give a longer text or a smaller --block_size")
-
-
-def bits_per_byte(model, tokens, tokenizer, args):
-    """{T: (bpb of the model, bpb of the model + its head fitted at T)}: the head fitted on the
-    first half of the text's windows, both scored on the second. Bytes are those of the decoded
-    target tokens of each window (a character split by a window's edge may count a byte or two off)."""
-    check_two_windows(tokens, args.block_size)
-    windows = tiled_windows(tokens, 2 * args.windows, args.block_size + 1)
-    fit, report = windows[:len(windows) // 2], windows[len(windows) // 2:]
-    logits = {"fit": model_logits(model, fit), "report": model_logits(model, report)}
-    heads = fit_heads(logits["fit"], torch.from_numpy(fit[:, 1:]), args.temperatures, args.head_epochs,
-                      args.given_head)
-    n_bytes = sum(len(tokenizer.decode(w[1:].tolist()).encode("utf-8")) for w in report)
-    y = torch.from_numpy(report[:, 1:]).reshape(-1)
-    flat = logits["report"].reshape(-1, logits["report"].size(-1))
-    out = {}
-    for T in args.temperatures:
-        samplers = (dict(method="temperature"), dict(method="minpplus", head=heads[T]))
-        ce = [torch.nn.functional.cross_entropy(filter_logits(flat, temperature=T, **s), y, reduction="sum").item()
-              for s in samplers]
-        out[T] = tuple(c / math.log(2) / n_bytes for c in ce)
-    return out, heads, report
-
 
 
 # ----------------------------------------------------------------------------
@@ -304,13 +281,18 @@ def evaluate_synthetic(args, model, meta, model_name):
     reporting.write_csv(os.path.join(args.out_dir, "results.csv"), reporting.result_rows(model_name, grid, report))
     draws = metrics.bootstrap_weights(len(halves["report"].y), args.bootstrap, args.seed)
     rows = tuned_rows(grid, tune, args.temperatures)
+    T_auto, rows[(T_auto, autotemp.LABEL)], auto_ce = autotemp.choose(grid, tune)  # least CE on the tune half
     for T in args.temperatures:
         print(summary_line(T, rows, grid, report))
     h_true = synthetic.truth_entropy(halves["report"].p).mean().item()
     levels = [h_true] + [report["entropy"][rows[(T, "temperature")]] for T in args.temperatures]
     level_names = [f"H(p*) = {h_true:.3f}"] + [f"H(p at T={T:g}) = {h:.3f}"
                                                for T, h in zip(args.temperatures, levels[1:])]
-    fams = families(grid)
+    h_auto = report["entropy"][rows[(T_auto, autotemp.LABEL)]]
+    print(f"MinP+ auto: T = {T_auto:g} | TV {report['tv'][rows[(T_auto, autotemp.LABEL)]]:.4f} | H(q) {h_auto:.3f}")
+    levels.insert(1, h_auto)
+    level_names.insert(1, f"H(MinP+ auto, T={T_auto:g}) = {h_auto:.3f}")
+    fams = {**families(grid), autotemp.LABEL: family_segments(grid, "minpplus", [T_auto])}  # lambda at T*
     tv_diffs = metrics.paired_tv_diffs(rows, sums["report"], draws)
     md = {"per_temperature": reporting.per_temperature_markdown(rows, [knob(g) for g in grid], report, tv_diffs)}
     for y_name, what in (("tv", "TV(p*, q)"), ("garbage", "Garbage G")):
@@ -319,6 +301,7 @@ def evaluate_synthetic(args, model, meta, model_name):
         md[f"matched_{y_name}"] = reporting.matched_markdown(table, level_names, what, "minpplus")
         if y_name == "tv":
             md["matched_tv_vs_temperature"] = reporting.matched_markdown(table, level_names, what, "temperature")
+    md["auto"] = autotemp.markdown(grid, auto_ce, T_auto, tune, report)
     md["kept"] = kept_tables(grid, fams, tune, sums["report"], draws, args.temperatures)
     settings = {key: grid[i] for key, i in rows.items()}
     prompts = halves["report"].windows[:args.samples, :args.prompt_tokens]
@@ -365,24 +348,29 @@ def summary_line(T, rows, grid, report):
     return f"T {T:g} | " + " | ".join(parts)
 
 
-def evaluate_text(args, model, tokens, tokenizer, source):
-    """Bits per byte at each temperature, with and without the head, and sample statistics."""
-    bpb, heads, report = bits_per_byte(model, tokens, tokenizer, args)
-    for T, (plain, with_head) in bpb.items():
-        print(f"{source} T {T:g} | bits per byte: model {plain:.4f} | model + MinP+ {with_head:.4f}")
-    settings = {}
-    for T in args.temperatures:
-        settings[(T, "temperature")] = dict(method="temperature", temperature=T, param=None)
-        for method, value in COMMON + [("minpplus", 1.0)]:
-            s = dict(method=method, temperature=T, param=value)
-            settings[(T, label(s))] = s
-    prompts = report[:args.samples, :args.prompt_tokens]
-    stats = sample_stats(model, prompts, settings, heads, args.new_tokens, args.seed)
-    lines = [f"Bits per byte on {source} (head fitted on the first half of the windows, scored on the second):", "",
-             "| T | model | model + MinP+ |", "| ---: | ---: | ---: |"]
-    lines += [f"| {T:g} | {plain:.4f} | {with_head:.4f} |" for T, (plain, with_head) in bpb.items()]
-    rows = [{"source": source, "temperature": T, "bpb_model": a, "bpb_minpplus": b} for T, (a, b) in bpb.items()]
-    return lines + ["", f"Samples on {source}:", ""] + reporting.samples_markdown(stats), rows
+def evaluate_text(args, model, tokens, tokenizer, source, fit_tokens=None):
+    """The real-text verdict (textreport.verdict) on tokens, MinP+ fitted on fit_tokens (default: the
+    first half of the windows), and samples of its named settings. Returns (markdown lines, csv rows)."""
+    fit, report = textreport.fit_and_report_windows(tokens, fit_tokens, args.windows, args.block_size + 1)
+    knobs = args.text_knobs
+    grid = setting_grid(args.text_t_grid, tuple(knobs), knobs)
+
+    def named(T_auto, index):  # the settings of the per-setting table and of the samples
+        out = {(T_auto, textreport.AUTO): index[("minpplus", T_auto, 1.0)]}
+        for T in args.temperatures:
+            keys = [("temperature", T, None), ("minpplus", T, 1.0)] + [(m, T, v) for m, v in COMMON]
+            out.update({(T, label(grid[index[k]])): index[k] for k in keys if k in index})
+        return out
+
+    def families_of(T_auto):  # MinP+ auto's family: its strength at its temperature
+        return {**families(grid, knobs=knobs), textreport.AUTO: family_segments(grid, "minpplus", [T_auto], knobs)}
+
+    fitted_on = "the first half of its windows" if fit_tokens is None else os.path.basename(args.fit_text)
+    lines, rows, heads, shown = textreport.verdict(model, fit, report, grid, args, sampler_params, named, families_of,
+                                                   tokenizer, f"{source}, MinP+ fitted on {fitted_on}")
+    stats = sample_stats(model, report[:args.samples, :args.prompt_tokens], {k: grid[i] for k, i in shown.items()},
+                         heads, args.new_tokens, args.seed)
+    return lines + ["Samples (continuations of report prompts):", ""] + reporting.samples_markdown(stats), rows
 
 
 def quick_model(work_dir):
@@ -436,6 +424,7 @@ def parse_args(argv):
     parser.add_argument("--text", default=None, help="a UTF-8 file: bits per byte and samples on it too")
     parser.add_argument("--block_size", type=int, default=0, help="window length on text; 0: the model's context")
     parser.add_argument("--seed", type=int, default=0)
+    textreport.add_arguments(parser)
     parser.add_argument("--quick", action="store_true", help="train a tiny model in a temporary directory and "
                         "evaluate it on small grids (the CI check)")
     argv = list(argv) if argv is not None else None
@@ -451,6 +440,7 @@ def parse_args(argv):
     args.out_dir = args.out_dir or ("out/eval-quick" if args.quick else "out/eval")  # a check never replaces results
     args.temperatures = check_temperatures(args.temperatures)
     args.t_grid = check_temperatures(parse_grid(args.t_grid) + args.temperatures, "--t_grid")
+    textreport.check_arguments(args, KNOBS, parse_grid, check_temperatures)
     return args
 
 
@@ -486,8 +476,9 @@ def evaluate_checkpoint(args):
         raise ValueError(f"{args.ckpt} is a converted model with no data of its own: pass --text FILE.txt, or "
                          f"--data_dir with a text prepared by data.py --tokenizer")
     extra_text = text_tokens(args.text, tokenizer) if args.text else None  # a bad --text fails here, at once
-    if args.text:
-        check_two_windows(extra_text, args.block_size)
+    fit_text = text_tokens(args.fit_text, tokenizer) if args.fit_text else None
+    for tokens in [t for t in (extra_text, fit_text) if t is not None]:
+        check_two_windows(tokens, args.block_size)
     args.given_head = given_heads(args.head, model) if args.head else None
     if args.head and len(args.head) > 1:  # each file's temperature joins the grid, so that it is used
         args.t_grid = check_temperatures(args.t_grid + list(args.given_head), "--t_grid")
@@ -501,7 +492,7 @@ def evaluate_checkpoint(args):
                                          tokenizer, f"{args.data_dir} (val)")
         text_md += lines
     if args.text:
-        lines, rows = evaluate_text(args, model, extra_text, tokenizer, os.path.basename(args.text))
+        lines, rows = evaluate_text(args, model, extra_text, tokenizer, os.path.basename(args.text), fit_text)
         text_md, text_rows = text_md + [""] + lines, text_rows + rows
     if text_rows:
         reporting.write_csv(os.path.join(args.out_dir, "text.csv"), text_rows)

@@ -254,10 +254,13 @@ class MinPPlusHead(nn.Module):
         return logits.float() + log_c[self.buckets(logits)]
 
     @torch.no_grad()
-    def bucket_stats(self, logits, targets, chunk_size=None, check=True, per_chunk=chunk_stats):
+    def bucket_stats(self, logits, targets, chunk_size=None, check=True, per_chunk=chunk_stats, temperatures=None):
         """(S, b, logp_y): probability mass per bucket (N, K) fp32, the target's bucket (N,) long,
         log p of the target (N,) fp32, from logits (N, V) of any float dtype, chunk by chunk.
 
+        temperatures (a list of T > 0): a list of (S, b, logp_y), one per T, those of logits / T
+        (divided in fp32, as sampling does); each chunk serves every T while it is in cache, so a
+        grid of temperatures costs one read of the logits and K bucket sums per T.
         Peak extra memory is about 8 bytes * chunk_size * V (fp32 log ratios, int32 buckets);
         chunk_size None picks one for the device (default_chunk_rows). check=False skips the
         target-range and NaN checks, each of which waits for the GPU: for a caller whose targets
@@ -266,22 +269,26 @@ class MinPPlusHead(nn.Module):
         if logits.dim() != 2 or targets.shape != logits.shape[:1]:
             raise ValueError(f"bucket_stats wants logits (N, V) and targets (N,), got {tuple(logits.shape)} "
                              f"and {tuple(targets.shape)}: flatten the batch and time dimensions first")
+        temps = [1.0] if temperatures is None else list(temperatures)
+        if not temps or not all(isinstance(T, numbers.Real) and 0 < T < math.inf for T in temps):
+            raise ValueError(f"bucket_stats: temperatures={temperatures!r} must be finite numbers > 0")
         N, V = logits.shape
         K = len(self.tau)
         if check and N and (targets.min() < 0 or targets.max() >= V):
             raise ValueError(f"targets must lie in [0, {V}): drop ignored (-1) positions before bucket_stats")
         chunk_size = chunk_size or default_chunk_rows(V, logits.device)
         log_tau = self.nonzero_log_thresholds().to(logits.device)
-        S = torch.empty(N, K, device=logits.device)
-        b = torch.empty(N, dtype=torch.long, device=logits.device)
-        logp_y = torch.empty(N, device=logits.device)
+        outs = [(torch.empty(N, K, device=logits.device), torch.empty(N, dtype=torch.long, device=logits.device),
+                 torch.empty(N, device=logits.device)) for _ in temps]
         for start in range(0, N, chunk_size):
             rows = slice(start, start + chunk_size)
-            S[rows], b[rows], logp_y[rows] = per_chunk(logits[rows], targets[rows], log_tau, K)
-        if check and torch.isnan(logp_y).any():
+            chunk, y = logits[rows], targets[rows]
+            for (S, b, logp_y), T in zip(outs, temps):  # at T = 1 no division: no extra pass over the chunk
+                S[rows], b[rows], logp_y[rows] = per_chunk(chunk if T == 1 else chunk.float() / T, y, log_tau, K)
+        if check and any(torch.isnan(logp_y).any() for _, _, logp_y in outs):
             raise ValueError("bucket_stats: some rows of logits hold NaN or +inf (or are all -inf): "
                              "the frozen model's forward has overflowed; check its dtype and checkpoint")
-        return S, b, logp_y
+        return outs[0] if temperatures is None else outs
 
     def loss_from_stats(self, S, b, logp_y):
         """Mean -log q_y over the rows: equals F.cross_entropy(self(logits), targets), value and gradient."""

@@ -83,6 +83,7 @@ def means(sums):
             "garbage": s["garbage"] / n, "lost": s["lost"] / n, "tv": s["tv"] / n, "entropy": s["entropy"] / n,
             "kl": s["kl"] / (n - s["kl_inf"]), "kl_inf_share": s["kl_inf"] / n,
             "ce": s["ce"] / (n - s["ce_inf"]), "ce_inf_share": s["ce_inf"] / n,
+            "ce_all": np.where(s["ce_inf"] > 0, np.inf, s["ce"] / n),  # over every position: inf if any is
         }
 
 

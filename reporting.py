@@ -72,6 +72,7 @@ def write_summary(path, header, md, text_md):
     """summary.md: the header, then each section evaluate.py produced, in reading order."""
     sections = [("Per temperature (baselines tuned on the tune half against p*; MinP+ fitted there from text)",
                  md.get("per_temperature")),
+                ("MinP+ picks its temperature", md.get("auto")),
                 ("Matched diversity: TV", md.get("matched_tv")),
                 ("Matched diversity: TV against plain temperature", md.get("matched_tv_vs_temperature")),
                 ("Matched diversity: garbage", md.get("matched_garbage")),

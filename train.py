@@ -28,7 +28,7 @@ import synthetic
 from model import PRESETS, ModelConfig, Transformer, checkpoint_config, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
 from runtime import MetricsLog, StopFlag, autocast, kept_message, peak_flops, save_checkpoint
-from train_head import train_head
+from train_head import AUTO_T_GRID, parse_t_grid, train_head
 
 
 def option(default, group, help):
@@ -63,7 +63,10 @@ class TrainConfig:
     truth_windows: int = option(64, "run", "synthetic language: held-out windows scored against the exact p*")
     head: str = option("", "MinP+ head", "minpplus: fit the head on a frozen LM instead of training the LM")
     init_from: str = option("", "MinP+ head", "the frozen LM's checkpoint; default <out_dir>/ckpt.pt")
-    temperature: float = option(1.0, "MinP+ head", "the temperature the head is fitted (and sampled) at")
+    temperature: float = option(1.0, "MinP+ head", "the temperature the head is fitted (and sampled) at; auto: "
+                                "fit at each of --head_t_grid's and keep the one with the least CE on the fitting text")
+    head_t_grid: str = option(AUTO_T_GRID, "MinP+ head", "--temperature auto: the temperatures tried, comma-separated "
+                              "(1 is always among them)")
     head_thresholds: int = option(32, "MinP+ head", "number of thresholds K, including 0")
     head_tau_min: float = option(1e-4, "MinP+ head", "the smallest nonzero threshold on r = p / max p")
     head_spacing: str = option("log", "MinP+ head", "log or linear spacing of the thresholds")
@@ -96,12 +99,24 @@ def build_parser():
     for f in dataclasses.fields(TrainConfig):
         kind = ({"action": argparse.BooleanOptionalAction} if f.type is bool
                 else {"type": f.type, "metavar": METAVAR[f.type]})
+        if f.name == "temperature":
+            kind = {"type": temperature_flag, "metavar": "X|auto"}
         groups[f.metadata["group"]].add_argument(f"--{f.name}", help=f"{f.metadata['help']} [{f.default}]", **kind)
     model_fields = {f.name: f for f in dataclasses.fields(ModelConfig)}
     for name in MODEL_FLAGS:
         kind = model_fields[name].type
         groups["model"].add_argument(f"--{name}", type=kind, metavar=METAVAR[kind], help="[the preset's]")
     return parser
+
+
+def temperature_flag(text):
+    """--temperature: a number, or auto (the head picks its own)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor auto") from None
 
 
 def parse_args(argv=None):
@@ -124,6 +139,8 @@ def parse_args(argv=None):
                  if f.metadata["group"] == "MinP+ head" and f.name != "head" and f.name in train_given]
     if head_only and not cfg.head:  # silently ignored otherwise: the user meant to fit a head
         raise ValueError(f"{', '.join(head_only)} only apply to the head: add --head minpplus, or drop them")
+    if "head_t_grid" in train_given and cfg.temperature != "auto":
+        raise ValueError("--head_t_grid only applies to --temperature auto: add it, or drop --head_t_grid")
     if cfg.head and "data_dir" not in given and not cfg.resume:
         cfg.data_dir = ""  # the frozen LM's own data (train_head fills it in)
     if model_overrides and cfg.head:
@@ -141,7 +158,7 @@ def resumed_train_config(cfg):
     saved = read_checkpoint(path, mmap=True).get("train_config", {})  # the config only: no weights read
     for f in dataclasses.fields(TrainConfig):
         value = saved.get(f.name, f.default) if isinstance(saved, dict) else None
-        if not of_type(value, f.type):
+        if not of_type(value, f.type) and not (f.name == "temperature" and value == "auto"):
             raise ValueError(f"{path}'s train_config holds {f.name}={value!r}, not a {f.type.__name__}: the file "
                              "is damaged or was edited; drop --resume to start afresh")
     return saved
@@ -164,12 +181,15 @@ def check_config(cfg):
             raise ValueError(f"unknown --{name} {getattr(cfg, name)!r}: use one of {', '.join(map(repr, allowed))}")
     for f in dataclasses.fields(cfg):
         value = getattr(cfg, f.name)
+        if f.name == "temperature" and value == "auto":
+            continue
         if f.type is float and not math.isfinite(value):
             raise ValueError(f"--{f.name} is {value}: it must be a finite number")
         if f.type is float and abs(value) > torch.finfo(torch.float32).max:  # tensors hold it in fp32
             raise ValueError(f"--{f.name} {value:g} is beyond float32's range: pass a smaller value")
-    if not cfg.temperature > 0:
+    if cfg.temperature != "auto" and not cfg.temperature > 0:
         raise ValueError(f"--temperature must be > 0, got {cfg.temperature}")
+    parse_t_grid(cfg.head_t_grid)
     if not 0 <= cfg.head_prune_below <= 1:
         raise ValueError(f"--head_prune_below {cfg.head_prune_below} must be a share of the total weight, in [0, 1]")
     for name in ("grad_clip", "head_lr", "lr", "min_lr", "weight_decay", "head_reg_weight", "warmup_steps",

@@ -29,6 +29,8 @@ from runtime import MetricsLog, StopFlag, autocast, kept_message, save_checkpoin
 HEAD_RUN_FIELDS = ("init_from", "data_dir", "head_data", "head_positions", "head_tokens", "dtype", "block_size",
                    "temperature",
                    "head_thresholds", "head_tau_min", "head_spacing")
+AUTO_T_GRID = "0.7,0.8,0.9,0.95,1,1.05,1.1,1.15,1.2,1.25,1.3,1.4,1.5,1.7,2,2.5,3"  # --temperature auto: fine near 1
+MAX_T_GRID = 64  # each temperature keeps its own (N, K) statistics
 
 
 def frozen_dtype(device, dtype="auto"):
@@ -40,9 +42,11 @@ def frozen_dtype(device, dtype="auto"):
 
 
 @torch.no_grad()
-def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True):
+def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True, temperatures=None):
     """Bucket statistics (S, b, log p_y) of about n_tokens positions (whole non-overlapping windows
-    of the context length: each position at most once; data.tiling_batches).
+    of the context length: each position at most once; data.tiling_batches) at cfg.temperature;
+    with temperatures (a list), a list of them, one per temperature, all from the same forward
+    passes (the forward is the cost: each extra temperature adds only its bucket sums).
 
     cfg supplies batch_size, block_size, temperature, dtype and compile (a train.TrainConfig).
     On CUDA each batch's statistics run on a second stream while the next batch's forward is
@@ -50,18 +54,17 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True):
     one stream). cfg.compile runs the per-chunk statistics through torch.compile (model is
     whatever the caller passes: compiled or not)."""
     per_chunk = torch.compile(chunk_stats, dynamic=False) if cfg.compile else chunk_stats
+    temps = [cfg.temperature] if temperatures is None else list(temperatures)
     dtype = frozen_dtype(device, cfg.dtype)
     main = torch.cuda.current_stream(device) if torch.device(device).type == "cuda" else None
     side = torch.cuda.Stream(device) if overlap and main is not None else None
 
     def batch_stats(logits, y):
-        logits = logits.view(-1, logits.size(-1))
-        if cfg.temperature != 1:  # in fp32 as sampling does it; at 1, skip a whole extra pass over the logits
-            logits = logits.float() / cfg.temperature
         # no per-batch checks: a host sync here would idle the GPU while the next forward is launched
-        return head.bucket_stats(logits, y.view(-1), check=False, per_chunk=per_chunk)
+        return head.bucket_stats(logits.view(-1, logits.size(-1)), y.view(-1), check=False, per_chunk=per_chunk,
+                                 temperatures=temps)
 
-    stats = []
+    stats = []  # per batch: one (S, b, log p_y) per temperature
     for starts in tqdm(data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens),
                        desc="frozen forward", dynamic_ncols=True, leave=False):
         x, y = data.windows_at(tokens, starts, cfg.block_size, device)
@@ -77,15 +80,16 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True):
             t.record_stream(side)
     if side is not None:
         main.wait_stream(side)
-        for t in (t for part in stats for t in part):  # made on side, read and freed on main
+        for t in (t for batch in stats for part in batch for t in part):  # made on side, read and freed on main
             t.record_stream(main)
-    S, b, logp_y = (torch.cat(parts) for parts in zip(*stats))
-    if not torch.isfinite(logp_y).all():  # NaN: an overflowed row; -inf: a target the logits rule out
-        raise ValueError(f"the frozen model's logits hold NaN or inf under {dtype} autocast"
-                         f"{f' at temperature {cfg.temperature}' if cfg.temperature != 1 else ''}: "
-                         f"{'pass --dtype bfloat16 (fp16 overflows) or ' if dtype == 'float16' else ''}"
-                         f"{'raise --temperature or ' if cfg.temperature < 1 else ''}check the checkpoint")
-    return S, b, logp_y
+    out = [tuple(torch.cat(parts) for parts in zip(*(batch[i] for batch in stats))) for i in range(len(temps))]
+    for T, (_, _, logp_y) in zip(temps, out):
+        if not torch.isfinite(logp_y).all():  # NaN: an overflowed row; -inf: a target the logits rule out
+            raise ValueError(f"the frozen model's logits hold NaN or inf under {dtype} autocast"
+                             f"{f' at temperature {T:g}' if T != 1 else ''}: "
+                             f"{'pass --dtype bfloat16 (fp16 overflows) or ' if dtype == 'float16' else ''}"
+                             f"{'raise --temperature or ' if T < 1 else ''}check the checkpoint")
+    return out[0] if temperatures is None else out
 
 
 def answer_rows(tokens, n_tokens, cfg, meta):
@@ -215,7 +219,8 @@ def resume_head(head, optimizer, cfg, path, lm_fingerprint, init_from, device):
     if state.get("checkpoint") != lm_fingerprint:  # the LM itself was trained on since
         raise ValueError(f"{path} was fitted on other weights than {init_from}'s now: "
                          f"drop --resume to fit a head on this model")
-    changed = [k for k in HEAD_RUN_FIELDS if state["train_config"].get(k) != getattr(cfg, k)]
+    fields = HEAD_RUN_FIELDS + (("head_t_grid",) if cfg.temperature == "auto" else ())
+    changed = [k for k in fields if state["train_config"].get(k) != getattr(cfg, k)]
     if changed:  # the Adam state and epoch belong to statistics these flags define
         was = ", ".join(f"--{k} {state['train_config'].get(k)!r}" for k in changed)
         raise ValueError(f"{path} was fitted with {was}: resume with those (or no such flags), "
@@ -257,14 +262,79 @@ def check_head_checkpoint(state, head, cfg, path):
                          f"{epoch} or more, or drop --resume")
 
 
-def truth_logits(model, meta, eval_tokens, cfg, device):
+def truth_logits(model, meta, eval_tokens, cfg, device, temperature):
     """(p*, the frozen LM's logits at the head's temperature) on held-out windows of the synthetic
     language; (None, None) on other data. The LM is frozen: computed once, not at every eval."""
     if meta["kind"] != "synthetic":
         return None, None
     x, p_true = synthetic.truth_windows(meta, eval_tokens, cfg.truth_windows, cfg.block_size, device)
     with torch.no_grad(), autocast(device, frozen_dtype(device, cfg.dtype)):
-        return p_true, model(x).float() / cfg.temperature  # at the head's T, as base CE is
+        return p_true, model(x).float() / temperature  # at the head's T, as base CE is
+
+
+def parse_t_grid(text):
+    """--head_t_grid's comma-separated temperatures, sorted; 1 is always among them (the plain model)."""
+    try:
+        values = [float(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--head_t_grid {text!r}: write temperatures separated by commas (0.8,1,1.2)") from None
+    bad = [v for v in values if not 1e-6 <= v < math.inf]
+    if bad:
+        raise ValueError(f"--head_t_grid holds {bad[0]:g}: every temperature must be a finite number >= 1e-6")
+    values = sorted(set(values) | {1.0})
+    if len(values) > MAX_T_GRID:
+        raise ValueError(f"--head_t_grid holds {len(values)} temperatures, more than {MAX_T_GRID}: use fewer")
+    return values
+
+
+def search_temperature(cfg, temperatures, fit_all, eval_all, device):
+    """One row per temperature: a head fitted there as the main fit does, its CE on the fitting text
+    (fit_ce, what picks the temperature) and on the held-out text (head_ce), the plain model's
+    held-out CE at that temperature (base_ce) and the head's share of weight at tau = 0."""
+    rows = []
+    for T, fit_stats, eval_stats in tqdm(list(zip(temperatures, fit_all, eval_all)), desc="temperatures",
+                                         dynamic_ncols=True, leave=False):
+        head = fit_head(new_head(cfg, device), fit_stats, cfg.head_epochs, cfg.head_lr, cfg.head_reg,
+                        cfg.head_reg_weight)
+        with torch.no_grad():
+            rows.append({"temperature": T, "fit_ce": head.loss_from_stats(*fit_stats).item(),
+                         "head_ce": head.loss_from_stats(*eval_stats).item(), "base_ce": (-eval_stats[2]).mean().item(),
+                         "weight_at_0": head.weight_shares()[0].item()})
+    return rows
+
+
+def format_search(rows, chosen):
+    lines = [f"  {'T':>5} {'fit CE':>8} {'held-out CE: head':>17} {'plain p_T':>9} {'weight at 0':>11}"]
+    for r in rows:
+        mark = "  <- chosen" if r["temperature"] == chosen else ""
+        lines.append(f"  {r['temperature']:>5g} {r['fit_ce']:>8.4f} {r['head_ce']:>17.4f} {r['base_ce']:>9.4f} "
+                     f"{r['weight_at_0']:>11.1%}{mark}")
+    return "\n".join(lines)
+
+
+def head_statistics(frozen, head, fit_tokens, eval_tokens, cfg, meta, device):
+    """(T, fitting statistics, held-out statistics, the plain LM's held-out CE at T = 1, search rows):
+    at the fixed --temperature (search None), or with --temperature auto at the --head_t_grid
+    temperature whose fitted head has the least CE on the fitting text, every temperature's
+    statistics taken in the same forward passes."""
+    answers_only = cfg.head_positions == "answer"  # fitted and judged on answer tokens, as on a verifiable task
+    fit_rows = answer_rows(fit_tokens, cfg.head_tokens, cfg, meta) if answers_only else None
+    eval_rows = answer_rows(eval_tokens, cfg.head_val_tokens, cfg, meta) if answers_only else None
+    auto = cfg.temperature == "auto"
+    temps = parse_t_grid(cfg.head_t_grid) if auto else [cfg.temperature]
+    eval_temps = temps if 1.0 in temps else temps + [1.0]  # T = 1 for ce_t1
+    fit_all = [keep_rows(s, fit_rows) for s in
+               collect_stats(frozen, head, fit_tokens, cfg.head_tokens, cfg, device, temperatures=temps)]
+    eval_all = [keep_rows(s, eval_rows) for s in
+                collect_stats(frozen, head, eval_tokens, cfg.head_val_tokens, cfg, device, temperatures=eval_temps)]
+    ce_t1 = (-eval_all[eval_temps.index(1.0)][2]).mean().item()
+    if not auto:
+        return temps[0], fit_all[0], eval_all[0], ce_t1, None
+    search = search_temperature(cfg, temps, fit_all, eval_all, device)
+    best = min(range(len(temps)), key=lambda i: search[i]["fit_ce"])
+    print(f"--temperature auto: a head fitted at each of {len(temps)} temperatures; the least CE on the "
+          f"fitting text is at T = {temps[best]:g}\n" + format_search(search, temps[best]))
+    return temps[best], fit_all[best], eval_all[best], ce_t1, search
 
 
 def train_head(cfg):
@@ -286,17 +356,13 @@ def train_head(cfg):
     epoch = resume_head(head, optimizer, cfg, head_ckpt_path, lm_fingerprint, init_from, device) if cfg.resume else 0
 
     fitted_on = "the first half of val" if cfg.head_data == "val" else "train"
+    fitted_on += ", answer positions only" if cfg.head_positions == "answer" else ""
     frozen = torch.compile(model) if cfg.compile else model  # model itself stays plain for its fingerprint
-    answers_only = cfg.head_positions == "answer"  # fitted and judged on answer tokens, as on a verifiable task
-    fit_rows = answer_rows(fit_tokens, cfg.head_tokens, cfg, meta) if answers_only else None
-    eval_rows = answer_rows(eval_tokens, cfg.head_val_tokens, cfg, meta) if answers_only else None
-    fitted_on += ", answer positions only" if answers_only else ""
-    fit_stats = keep_rows(collect_stats(frozen, head, fit_tokens, cfg.head_tokens, cfg, device), fit_rows)
-    eval_stats = keep_rows(collect_stats(frozen, head, eval_tokens, cfg.head_val_tokens, cfg, device), eval_rows)
+    T, fit_stats, eval_stats, ce_t1, search = head_statistics(frozen, head, fit_tokens, eval_tokens, cfg, meta, device)
     print(f"head on {init_from} | {device} {frozen_dtype(device, cfg.dtype)}{' compiled' if cfg.compile else ''} | "
           f"fitted on {len(fit_stats[1]):,} positions of {fitted_on}, evaluated on {len(eval_stats[1]):,} held-out "
-          f"ones | temperature {cfg.temperature}")
-    p_true, logits = truth_logits(model, meta, eval_tokens, cfg, device)
+          f"ones | temperature {'auto: ' if search else ''}{T:g}")
+    p_true, logits = truth_logits(model, meta, eval_tokens, cfg, device, T)
     kl_base = synthetic.kl_to_truth(p_true, logits) if p_true is not None else None
     log = MetricsLog(cfg.out_dir, "head_metrics.jsonl", "epoch", epoch if cfg.resume else None)
 
@@ -304,12 +370,12 @@ def train_head(cfg):
         with torch.no_grad():
             d = diagnostics(head, *eval_stats)
         # CEs, normalised weights, their entropy, share above the lowest threshold, mass above each, c(r)
-        row = {"epoch": epoch, **d}
+        row = {"epoch": epoch, "temperature": T, "ce_t1": ce_t1, **d}  # ce_t1: the plain LM at T = 1
         if p_true is not None:
             row.update(kl_head=synthetic.kl_to_truth(p_true, head(logits)), kl_base=kl_base)
         log.write(row)
-        tqdm.write(f"epoch {epoch}: base CE {d['base_ce']:.4f} | head CE {d['head_ce']:.4f} "
-                   f"({d['relative_improvement']:+.2%})"
+        tqdm.write(f"epoch {epoch}: T {T:g} | base CE {d['base_ce']:.4f} | head CE {d['head_ce']:.4f} "
+                   f"({d['relative_improvement']:+.2%}) | LM at T = 1 {ce_t1:.4f}"
                    + (f" | KL(p*||q) {row['kl_head']:.4f} vs KL(p*||p) {kl_base:.4f}" if p_true is not None else ""))
 
     fit = head_fitter(head, optimizer, fit_stats, cfg.head_epochs, cfg.head_lr, cfg.head_reg, cfg.head_reg_weight)
@@ -336,18 +402,20 @@ def train_head(cfg):
     finally:
         bar.close()
         stop.restore()
-    export_head(head, cfg, eval_stats, model, ckpt, lm_fingerprint, init_from, fitted_on)
+    export_head(head, cfg, eval_stats, model, ckpt, lm_fingerprint, init_from, fitted_on, T, search)
     return head
 
 
-def export_head(head, cfg, eval_stats, model, ckpt, lm_fingerprint, init_from, fitted_on):
-    """Print the final diagnostics and write head.json (pruned, when asked) and its curve's PNG."""
+def export_head(head, cfg, eval_stats, model, ckpt, lm_fingerprint, init_from, fitted_on, temperature, search=None):
+    """Print the final diagnostics and write head.json (pruned, when asked) and its curve's PNG;
+    with --temperature auto, head.json records the search too (one row per temperature tried)."""
     with torch.no_grad():
         print(format_diagnostics(diagnostics(head, *eval_stats)))
     exported = head.pruned(cfg.head_prune_below) if cfg.head_prune_below > 0 else head
     json_path = os.path.join(cfg.out_dir, "head.json")
-    exported.save_json(json_path, temperature=cfg.temperature, vocab_size=model.config.vocab_size,
+    extra = {"temperature_search": search} if search else {}
+    exported.save_json(json_path, temperature=temperature, vocab_size=model.config.vocab_size,
                        checkpoint=lm_fingerprint, checkpoint_path=init_from, checkpoint_step=ckpt.get("step"),
-                       fitted_on=fitted_on)
+                       fitted_on=fitted_on, **extra)
     png = os.path.join(cfg.out_dir, "head_curve.png")
     print(f"wrote {json_path}" + (f" and {png}" if plot_curve(exported, png) else ""))

@@ -165,7 +165,9 @@ def test_quick_runs_end_to_end(tmp_path):
     lang = synthetic.SyntheticLanguage(0)
     text = lang.decode(lang.sample_tokens(3000, seed=5))
     (tmp_path / "some.txt").write_text(text)
-    evaluate.main(["--quick", "--out_dir", str(tmp_path), "--text", str(tmp_path / "some.txt")])
+    (tmp_path / "other.txt").write_text(lang.decode(lang.sample_tokens(3000, seed=6)))
+    evaluate.main(["--quick", "--out_dir", str(tmp_path), "--text", str(tmp_path / "some.txt"),
+                   "--fit_text", str(tmp_path / "other.txt")])
     with open(tmp_path / "results.csv") as f:
         rows = list(csv.DictReader(f))
     for column in ("model", "temperature", "method", "param", "garbage", "lost", "tv", "kl", "kl_inf_share",
@@ -180,9 +182,14 @@ def test_quick_runs_end_to_end(tmp_path):
     assert (tmp_path / "samples.csv").exists()
     with open(tmp_path / "text.csv") as f:
         text_rows = list(csv.DictReader(f))
-    assert [float(r["temperature"]) for r in text_rows] == [1.0, 1.5, 2.0]
-    assert all(0 < float(r["bpb_model"]) < 20 and 0 < float(r["bpb_minpplus"]) < 20 for r in text_rows)
-    assert "Bits per byte on some.txt" in summary
+    assert {float(r["temperature"]) for r in text_rows} == {0.8, 1.0, 1.3, 1.5, 2.0}  # --text_t_grid + reported
+    assert {r["method"] for r in text_rows} == {"temperature", "minpplus", "min_p", "top_p"}
+    plain = [r for r in text_rows if r["method"] == "temperature"]
+    assert all(0 < float(r["bits_per_byte"]) < 20 and float(r["removed"]) == 0 for r in plain)
+    assert any(float(r["removed"]) > 0 and float(r["ce"]) == math.inf for r in text_rows if r["method"] == "min_p")
+    for section in ("MinP+ picks its temperature", "MinP+ fitted on other.txt", "MinP+ auto picks T =",
+                    "CE (nats/token", "Share of real next tokens removed", "model_nll"):
+        assert section in summary, section
     if importlib.util.find_spec("matplotlib"):  # plots only with matplotlib installed
         assert (tmp_path / "frontier.png").stat().st_size > 0 and (tmp_path / "garbage_vs_lost.png").exists()
 
@@ -196,6 +203,8 @@ def test_quick_runs_end_to_end(tmp_path):
     (["--quick", "--ckpt", "elsewhere.pt"], "--quick trains its own tiny model: drop --ckpt or drop --quick"),
     (["--temperatures", "1", "nan"], "holds nan: every temperature must be a finite number"),
     (["--temperatures", "4e-7"], "--temperatures holds 4e-07: .* >= 1e-6"),
+    (["--fit_text", "a.txt"], "--fit_text needs --text"), (["--text_knobs", "nucleus"], "unknown method 'nucleus'"),
+    (["--text_knobs", "min_p=a"], "write METHOD=V,V"), (["--text_t_grid", "0,1"], "--text_t_grid holds 0"),
 ])
 def test_bad_flags_stop_with_one_line(flags, message):
     with pytest.raises(SystemExit, match=message):

@@ -276,3 +276,24 @@ def test_an_interrupted_task_preparation_leaves_no_meta_json(tmp_path, monkeypat
     assert data.load_tokenizer(path).token_to_id("20") is not None  # the new vocabulary beside the old files
     with pytest.raises(ValueError, match="no meta.json .*interrupted"):
         data.load_meta(path)
+
+
+def test_auto_temperature_on_answer_positions(lm_dir, tmp_path, capsys):
+    common = ["--head", "minpplus", "--init_from", os.path.join(lm_dir, "ckpt.pt"), "--head_positions", "answer",
+              "--device", "cpu", "--head_epochs", "10", "--batch_size", "8"]
+    train.main([*common, "--out_dir", str(tmp_path / "auto"), "--temperature", "auto", "--head_t_grid", "0.5,2"])
+    auto_out = capsys.readouterr().out
+    with open(tmp_path / "auto" / "head.json") as f:
+        record = json.load(f)
+    assert "answer positions" in record["fitted_on"]
+    search = {r["temperature"]: r for r in record["temperature_search"]}
+    assert list(search) == [0.5, 1.0, 2.0] and record["temperature"] == min(search, key=lambda T: search[T]["fit_ce"])
+    # each temperature's row is what a fixed --temperature run reports on the same answer positions
+    train.main([*common, "--out_dir", str(tmp_path / "two"), "--temperature", "2"])
+    fixed_out = capsys.readouterr().out
+    with open(tmp_path / "two" / "head_metrics.jsonl") as f:
+        fixed = json.loads(f.readlines()[-1])
+    assert search[2.0]["head_ce"] == pytest.approx(fixed["head_ce"], rel=1e-5)
+    assert search[2.0]["base_ce"] == pytest.approx(fixed["base_ce"], rel=1e-6)
+    positions = [out.split("fitted on ")[1].split(" held-out")[0] for out in (auto_out, fixed_out)]
+    assert positions[0] == positions[1] and "answer positions only" in positions[0]
