@@ -5,7 +5,8 @@
     python -m bench.reproduce --study task --compare_only   # check the docs against outputs already in --work_dir
 
 A table in README.md or docs/*.md is checked when the line `<!-- reproduce: STUDY -->` stands
-right above it. The study's commands run in --work_dir (default out/reproduce) exactly as a user
+right above it (`<!-- reproduce: STUDY "SECTION" -->`: only against the rerun's tables under that
+heading, where several share their columns). The study's commands run in --work_dir (default out/reproduce) exactly as a user
 types them; its outputs are turned into markdown tables by the same functions the scripts use,
 and each claimed table must be a part of one of them: every header cell found in the rerun's
 header, every row found by its label cells (T, sampler, family, run). A claimed cell that states
@@ -24,7 +25,7 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MARKER = re.compile(r"<!--\s*reproduce:\s*(\S+)\s*-->")
+MARKER = re.compile(r'<!--\s*reproduce:\s*(\S+)(?:\s+"([^"]+)")?\s*-->')  # study, optional section of the rerun
 NUMBER = re.compile(r"[-+−]?\d+(?:,\d{3})*(?:\.\d+)?")
 INTERVAL = re.compile(r"^\s*([^\s(]+)\s*\(([^()\s–,]+)\s*[–,]\s*([^()\s]+)\)(.*)$")  # x (lo–hi) and the rest
 KEY_COLUMNS = {"t", "sampler", "family", "run"}
@@ -90,9 +91,12 @@ def clean(cell):
 
 
 def tables_in(text):
-    """Every markdown table in text as (marker or None, header cells, rows of cells, line number)."""
-    lines, found, i = text.splitlines(), [], 0
+    """Every markdown table in text as (marker, header cells, rows of cells, line number, section):
+    marker is (study, section wanted or None) or None; section is the heading the table stands under."""
+    lines, found, i, section = text.splitlines(), [], 0, ""
     while i < len(lines):
+        if lines[i].startswith("#"):
+            section = lines[i].lstrip("#").strip()
         is_table = lines[i].lstrip().startswith("|") and i + 1 < len(lines) and set(lines[i + 1].strip()) <= set("|-: ")
         if not is_table:
             i += 1
@@ -103,7 +107,7 @@ def tables_in(text):
         while j < len(lines) and lines[j].lstrip().startswith("|"):
             rows.append(split_row(lines[j]))
             j += 1
-        found.append((marker.group(1) if marker else None, split_row(lines[i]), rows, i + 1))
+        found.append((marker.groups() if marker else None, split_row(lines[i]), rows, i + 1, section))
         i = j
     return found
 
@@ -133,7 +137,7 @@ def cell_moved(claimed, rerun, tolerance):
 def compare_table(header, rows, rerun_tables, tolerance):
     """Lines naming each claimed row that moved, or that the rerun has not; [] when all agree."""
     want = [clean(h) for h in header]
-    candidates = [(h, r) for _, h, r, _ in rerun_tables if set(want) <= {clean(c) for c in h}]
+    candidates = [(h, r) for _, h, r, _, _ in rerun_tables if set(want) <= {clean(c) for c in h}]
     if not candidates:
         return [f"no table in the rerun has the columns {' | '.join(header)}"]
     keys = [i for i, h in enumerate(want) if h in KEY_COLUMNS] or [0]
@@ -165,12 +169,14 @@ def check_docs(doc_paths, rerun_text, study, tolerance=0.0):
     rerun_tables = tables_in(rerun_text)
     checked, problems = 0, []
     for path in doc_paths:
-        for marker, header, rows, line in tables_in(read(path)):
-            if marker != study:
+        for marker, header, rows, line, _ in tables_in(read(path)):
+            if marker is None or marker[0] != study:
                 continue
             checked += 1
             title = f"{os.path.relpath(path, ROOT)}:{line} ({study})"
-            problems += [f"{title}: {p}" for p in compare_table(header, rows, rerun_tables, tolerance)]
+            section = marker[1]
+            mine = [t for t in rerun_tables if section is None or t[4] == section]
+            problems += [f"{title}: {p}" for p in compare_table(header, rows, mine, tolerance)]
     return checked, problems
 
 

@@ -36,7 +36,9 @@ RERUN = """| sampler | T = 0.7 | T = 1 | T = 2 |
 
 def test_tables_in_finds_markers_headers_and_rows():
     tables = tables_in(CLAIMED)
-    assert [(m, h) for m, h, _, _ in tables] == [("task", ["sampler", "T = 1", "T = 2"]), (None, ["not", "checked"])]
+    assert [(m, h) for m, h, _, _, _ in tables] == [(("task", None), ["sampler", "T = 1", "T = 2"]),
+                                                    (None, ["not", "checked"])]
+    assert tables[0][4] == "Results"
     assert tables[0][2][1] == ["temperature", "29.9% (28.0–32.0%)", "18.1% (16.4–19.8%)"]
 
 
@@ -48,7 +50,7 @@ def test_a_rerun_inside_the_claimed_intervals_passes(tmp_path):
 
 
 def test_a_figure_outside_its_interval_names_table_row_and_column():
-    _, header, rows, _ = tables_in(CLAIMED)[0]
+    _, header, rows, _, _ = tables_in(CLAIMED)[0]
     moved = RERUN.replace("17.0% (15.4", "12.0% (10.4")
     problems = compare_table(header, rows, tables_in(moved), tolerance=0.0)
     assert len(problems) == 1
@@ -56,11 +58,21 @@ def test_a_figure_outside_its_interval_names_table_row_and_column():
 
 
 def test_a_changed_tuned_value_or_missing_row_is_reported():
-    _, header, rows, _ = tables_in(CLAIMED)[0]
+    _, header, rows, _, _ = tables_in(CLAIMED)[0]
     problems = compare_table(header, rows, tables_in(RERUN.replace("p 0.3 |\n", "p 0.5 |\n")), 0.0)
     assert len(problems) == 1 and "'T = 2'" in problems[0] and "p 0.5" in problems[0]
     problems = compare_table(header, rows, tables_in(RERUN.replace("| temperature", "| top_k")), 0.0)
     assert problems == ["row 'temperature': not in the rerun"]
+
+
+def test_a_section_picks_among_tables_with_the_same_columns(tmp_path):
+    rerun = ("## TV\n\n| sampler | H = 2 |\n| --- | ---: |\n| min_p | 0.05 |\n\n"
+             "## garbage\n\n| sampler | H = 2 |\n| --- | ---: |\n| min_p | 0.001 |\n")
+    doc = tmp_path / "results.md"
+    doc.write_text('<!-- reproduce: s "garbage" -->\n| sampler | H = 2 |\n| --- | ---: |\n| min_p | 0.001 |\n')
+    assert check_docs([str(doc)], rerun, "s") == (1, [])
+    doc.write_text('<!-- reproduce: s "TV" -->\n| sampler | H = 2 |\n| --- | ---: |\n| min_p | 0.001 |\n')
+    assert "claimed '0.001', rerun '0.05'" in check_docs([str(doc)], rerun, "s")[1][0]
 
 
 def test_numbers_without_interval_must_match_as_printed():
