@@ -28,6 +28,7 @@ from tqdm import tqdm
 import autotemp
 import data
 import gsm8k
+import script
 import synthetic
 import metrics
 import reporting
@@ -448,7 +449,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--task" or a.startswith("--task=") for a in argv):  # the verifiable task: task.py's own flags
         return (gsm8k if gsm8k.is_task_file(argv) else task).main(argv)  # or a GSM8K-format file: gsm8k.py's
-    data.run_script(run, argv)
+    script.run_script(run, argv)
 
 
 def run(argv=None):

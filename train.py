@@ -24,6 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import data
+import script
 import synthetic
 from model import PRESETS, ModelConfig, Transformer, checkpoint_config, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
@@ -408,9 +409,9 @@ def train_lm(cfg, model_overrides):
     rank, world_size, device = setup_ddp(device)
     master = rank == 0  # only rank 0 prints, logs and writes checkpoints
     meta, train_tokens, val_tokens = open_data(cfg, master, world_size)
-    data.make_out_dir(cfg.out_dir)
+    script.make_out_dir(cfg.out_dir)
     if master:
-        data.remove_debris(cfg.out_dir, ["ckpt.pt.tmp", "metrics.jsonl.new", "metrics.jsonl.tmp"])
+        script.remove_debris(cfg.out_dir, ["ckpt.pt.tmp", "metrics.jsonl.new", "metrics.jsonl.tmp"])
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.resume and not os.path.exists(ckpt_path):
         raise ValueError(f"--resume but no checkpoint at {ckpt_path}: drop --resume to start afresh")
@@ -497,13 +498,13 @@ def train_lm(cfg, model_overrides):
         if world_size > 1:
             dist.destroy_process_group()
     if interrupted:  # exit status 130, one line from rank 0 and none from the others
-        raise data.Interrupted(f"interrupted: saved {ckpt_path} at step {step}; continue with --resume" if master
-                               else "")
+        raise script.Interrupted(f"interrupted: saved {ckpt_path} at step {step}; continue with --resume" if master
+                                 else "")
     return model
 
 
 def main(argv=None):
-    return data.run_script(run, argv)
+    return script.run_script(run, argv)
 
 
 def run(argv=None):
