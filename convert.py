@@ -28,6 +28,7 @@ import torch
 
 import data
 import pretrained_tokenizer
+import script
 from model import ModelConfig
 
 ARCHITECTURES = ("llama", "mistral", "qwen2")
@@ -344,7 +345,7 @@ def write_outputs(out_dir, files):
     """Write {name: write(path)} into out_dir all or nothing: each to a temporary name first, renamed
     only once every one is complete; a failure removes them (and out_dir, when this run made it)."""
     created = not os.path.exists(out_dir)
-    data.make_out_dir(out_dir)
+    script.make_out_dir(out_dir)
     staged = []
     try:
         for name, write in files.items():
@@ -362,7 +363,7 @@ def write_outputs(out_dir, files):
         if created and not os.listdir(out_dir):
             os.rmdir(out_dir)
         if isinstance(e, Exception) and not isinstance(e, ValueError):
-            reason = "the disk is full" if data.disk_full(e, out_dir) else f"{type(e).__name__}: {str(e)[:120]}"
+            reason = "the disk is full" if script.disk_full(e, out_dir) else f"{type(e).__name__}: {str(e)[:120]}"
             raise OSError(f"could not write {out_dir} ({reason}); nothing was left there: free some space or "
                           f"choose another --out_dir") from e
         raise
@@ -402,7 +403,7 @@ def convert(cfg):
 
 
 def main(argv=None):
-    data.run_script(cli, argv)
+    script.run_script(cli, argv)
 
 
 def cli(argv=None):

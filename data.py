@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 import pretrained_tokenizer
+import script
 from synthetic import EOS, UNK, SyntheticLanguage  # noqa: F401 (EOS, UNK: the special tokens of every tokenizer)
 
 
@@ -73,94 +74,6 @@ def token_dtype(vocab_size):
     return np.uint16 if vocab_size <= 2**16 else np.uint32
 
 
-def write_atomically(path, write):
-    """write(tmp_path), flush it to disk, then rename it over path: an interrupted run never leaves
-    a truncated file behind, nor destroys the last good one (used for every file the project writes).
-    A failed write removes its temp file, so a full disk is not left fuller; OSError says what failed."""
-    tmp = path + ".tmp"
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as e:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        if isinstance(e, Exception) and not isinstance(e, (ValueError, torch.OutOfMemoryError)):  # bad input stays
-            full = disk_full(e, path)  # any other Exception only then (tokenizers raises a plain one)
-            if full or isinstance(e, (OSError, RuntimeError)):
-                reason = "the disk is full" if full else f"{type(e).__name__}: {str(e).splitlines()[0]}"
-                raise OSError(f"could not write {path} ({reason}); the previous file, if any, is untouched: "
-                              f"free some space or choose another --out_dir") from e
-        raise
-
-
-def remove_debris(out_dir, names):
-    """Remove the files of out_dir a run killed while saving leaves behind, saying so: a temp file
-    never renamed, a fresh run's log never adopted (a kill in the first save leaves both and no
-    checkpoint). Only the file names this run would write are touched."""
-    found = [name for name in names if os.path.isfile(os.path.join(out_dir, name))]
-    for name in found:
-        os.remove(os.path.join(out_dir, name))
-    if found:
-        print(f"removed {', '.join(found)} from {out_dir}: left by a run killed while saving")
-
-
-def disk_full(error, path):
-    """Whether a failed write ran out of space (torch.save says only 'unexpected pos'; tokenizers says
-    'No space left on device (os error 28)' in a plain Exception)."""
-    import errno
-    import shutil
-
-    if getattr(error, "errno", None) == errno.ENOSPC or re.search(r"no space left|os error 28", str(error), re.I):
-        return True
-    try:
-        return shutil.disk_usage(os.path.dirname(os.path.abspath(path))).free < 1 << 20
-    except OSError:
-        return False
-
-
-def make_out_dir(out_dir):
-    """Create out_dir (and its parents) or say in one line why it cannot be."""
-    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
-        raise ValueError(f"--out_dir {out_dir} is a file: pass a directory")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except (FileExistsError, NotADirectoryError):
-        raise ValueError(f"--out_dir {out_dir} lies under a file: pass a directory path") from None
-    except PermissionError:
-        raise ValueError(f"--out_dir {out_dir} cannot be created (permission denied): choose another") from None
-    if not os.access(out_dir, os.W_OK | os.X_OK):
-        raise ValueError(f"--out_dir {out_dir} is not writable: choose another or fix its permissions")
-
-
-class Interrupted(Exception):
-    """A run that Ctrl-C stopped after a clean save; its message, if any, is the one line to print."""
-
-
-def run_script(run, argv=None):
-    """A script's main: run(argv), where bad input, a diverged run, a failed write or memory running out
-    end in one `error: ...` line and exit status 1, not a traceback (library code raises; only this exits).
-    Ctrl-C ends in exit status 130, as a shell reports a program SIGINT ended: after one line (or none)
-    once a run has saved (Interrupted), else after `interrupted`, so `train.py && ...` stops there."""
-    try:
-        return run(argv)
-    except Interrupted as e:
-        if str(e):
-            print(e, file=sys.stderr)
-        raise SystemExit(130) from None
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    except (ValueError, FloatingPointError, OSError) as e:
-        raise SystemExit(f"error: {e}") from None
-    except (MemoryError, RuntimeError) as e:  # torch's CPU allocator raises a RuntimeError that says so
-        if not isinstance(e, (MemoryError, torch.OutOfMemoryError)) and "can't allocate memory" not in str(e):
-            raise  # any other RuntimeError is a bug: its traceback is wanted
-        raise SystemExit("error: out of memory: pass smaller sizes (--batch_size, --num_samples, the model's "
-                         "flags)") from None
-
-
 def unmark_complete(out_dir):
     """Remove out_dir's meta.json before the first other file is rewritten. meta.json, written last, marks
     a complete directory: an interrupted run then leaves one load_meta refuses, whichever file it stopped in
@@ -172,14 +85,7 @@ def unmark_complete(out_dir):
 
 
 def write_split(path, ids, vocab_size):
-    write_atomically(path, np.asarray(ids, dtype=token_dtype(vocab_size)).tofile)
-
-
-def write_text(path, text):
-    def write(tmp):
-        with open(tmp, "w") as f:
-            f.write(text)
-    write_atomically(path, write)
+    script.write_atomically(path, np.asarray(ids, dtype=token_dtype(vocab_size)).tofile)
 
 
 def write_meta(out_dir, meta):
@@ -188,7 +94,7 @@ def write_meta(out_dir, meta):
                    if os.path.exists(os.path.join(out_dir, f"{split}.bin"))}
     # one line per key: the unigram counts take one long line, not one line per count
     lines = ",\n".join(f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in meta.items())
-    write_text(os.path.join(out_dir, "meta.json"), "{\n" + lines + "\n}\n")
+    script.write_text(os.path.join(out_dir, "meta.json"), "{\n" + lines + "\n}\n")
     return meta
 
 
@@ -210,10 +116,10 @@ def token_stats(split, counts):
 
 def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=0):
     """Generate the synthetic language's corpus into out_dir (train and val from distinct seeds)."""
-    make_out_dir(out_dir)
+    script.make_out_dir(out_dir)
     lang = SyntheticLanguage(seed)
     unmark_complete(out_dir)
-    write_atomically(os.path.join(out_dir, "tokenizer.json"), word_tokenizer(lang.vocab).save)
+    script.write_atomically(os.path.join(out_dir, "tokenizer.json"), word_tokenizer(lang.vocab).save)
     meta = {"kind": "synthetic", "seed": seed, "vocab_size": lang.vocab_size,
             "eos_id": lang.eos_id, "dtype": np.dtype(token_dtype(lang.vocab_size)).name}
     for split, n, corpus_seed in (("train", train_tokens, seed + 1), ("val", val_tokens, seed + 2)):
@@ -328,7 +234,7 @@ def encode_split(tok, path, start, end, out_path, progress, vocab_size):
                 ids.tofile(f)
                 counts[:] += np.bincount(ids, minlength=len(counts))
                 progress.update(n_bytes)
-    write_atomically(out_path, write)
+    script.write_atomically(out_path, write)
     return counts
 
 
@@ -350,7 +256,7 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
     if not 0 < cut < size:
         raise ValueError(f"{input_path} holds {size} byte(s), too few to split into train and val: give a longer text")
     pretrained = pretrained_tokenizer.for_text(tokenizer_dir) if tokenizer_dir else None  # a bad one: no out_dir
-    make_out_dir(out_dir)  # before the long part: a bad --out_dir stops the run at once
+    script.make_out_dir(out_dir)  # before the long part: a bad --out_dir stops the run at once
     if pretrained:  # the model's vocab_size: its embedding may have more rows than the tokenizer has tokens
         tok, vocab_size = pretrained
     else:
@@ -358,7 +264,7 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
             tok = bpe_tokenizer(train_texts(input_path, cut, size, tokenizer_mb * 1e6, progress), vocab_size)
         vocab_size = tok.get_vocab_size()
     unmark_complete(out_dir)
-    write_atomically(os.path.join(out_dir, "tokenizer.json"), tok.save)
+    script.write_atomically(os.path.join(out_dir, "tokenizer.json"), tok.save)
     meta = {"kind": "text", "source": os.path.basename(input_path), "vocab_size": vocab_size,
             "eos_id": None, "dtype": np.dtype(token_dtype(vocab_size)).name}
     with tqdm(total=size, unit="B", unit_scale=True, desc="encoding") as progress:
@@ -503,7 +409,7 @@ MAX_VOCAB = 2**20  # far past any useful BPE vocabulary; a larger one aborts ins
 
 
 def main(argv=None):
-    run_script(prepare, argv)
+    script.run_script(prepare, argv)
 
 
 def prepare(argv=None):

@@ -28,6 +28,7 @@ from tqdm import tqdm
 import autotemp
 import data
 import gsm8k
+import script
 import synthetic
 import metrics
 import reporting
@@ -228,30 +229,6 @@ def sample_stats(model, prompts, settings, heads, new_tokens, seed, p_true_of=No
 
 
 # ----------------------------------------------------------------------------
-# Real text: bits per byte of the model and of the model + head
-
-
-def text_tokens(path, tokenizer):
-    """A UTF-8 file's tokens under the model's tokenizer, in blocks of whole lines: the tokens data.py
-    writes for it, whether the tokenizer splits at line breaks itself (data.py's own BPE) or not (a
-    converted model's, which may join blank lines into one token)."""
-    try:
-        with open(path, encoding="utf-8", newline="") as f:
-            text = f.read()
-    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as e:
-        raise ValueError(f"cannot read --text {path} ({e}): pass a UTF-8 text file") from None
-    encodings = tokenizer.encode_batch(data.line_blocks(text), add_special_tokens=False)
-    return np.asarray([i for enc in encodings for i in enc.ids], dtype=np.int64)
-
-
-def check_two_windows(tokens, block_size):
-    """ValueError unless the text holds two whole windows of block_size tokens (one to fit, one to score)."""
-    if (len(tokens) - 1) // block_size < 2:
-        raise ValueError(f"the text ({len(tokens):,} tokens) is too short for two windows of the context "
-                         f"({block_size}): give a longer text or a smaller --block_size")
-
-
-# ----------------------------------------------------------------------------
 # The runs
 
 
@@ -448,7 +425,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--task" or a.startswith("--task=") for a in argv):  # the verifiable task: task.py's own flags
         return (gsm8k if gsm8k.is_task_file(argv) else task).main(argv)  # or a GSM8K-format file: gsm8k.py's
-    data.run_script(run, argv)
+    script.run_script(run, argv)
 
 
 def run(argv=None):
@@ -475,10 +452,10 @@ def evaluate_checkpoint(args):
     if meta["kind"] == "pretrained" and not args.text:
         raise ValueError(f"{args.ckpt} is a converted model with no data of its own: pass --text FILE.txt, or "
                          f"--data_dir with a text prepared by data.py --tokenizer")
-    extra_text = text_tokens(args.text, tokenizer) if args.text else None  # a bad --text fails here, at once
-    fit_text = text_tokens(args.fit_text, tokenizer) if args.fit_text else None
+    extra_text = textreport.text_tokens(args.text, tokenizer) if args.text else None  # a bad --text fails here, at once
+    fit_text = textreport.text_tokens(args.fit_text, tokenizer) if args.fit_text else None
     for tokens in [t for t in (extra_text, fit_text) if t is not None]:
-        check_two_windows(tokens, args.block_size)
+        textreport.check_two_windows(tokens, args.block_size)
     args.given_head = given_heads(args.head, model) if args.head else None
     if args.head and len(args.head) > 1:  # each file's temperature joins the grid, so that it is used
         args.t_grid = check_temperatures(args.t_grid + list(args.given_head), "--t_grid")

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 import data
 import pretrained_tokenizer
+import script
 import task
 from model import load_checkpoint, pick_device
 from sample import generate, load_head
@@ -175,10 +176,10 @@ def write_gsm8k(out_dir, steps=2, max_number=10, train_problems=1000, eval_probl
     if len(test) < eval_problems:
         raise ValueError(f"only {len(test)} distinct test problems with --steps {steps} --max_number "
                          f"{max_number}: ask for fewer --eval_problems or make the task larger")
-    data.make_out_dir(out_dir)
+    script.make_out_dir(out_dir)
     for split, problems in (("train", train), ("test", test)):
         rows = [dict(zip(("question", "answer"), worked_solution(q, a))) for q, a in problems]
-        data.write_text(os.path.join(out_dir, f"{split}.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
+        script.write_text(os.path.join(out_dir, f"{split}.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
     return {"train": len(train), "test": len(test)}
 
 
@@ -237,9 +238,9 @@ def prepare_head_data(input_path, tokenizer_dir, out_dir, val_fraction=0.2, inst
         raise ValueError(f"--val_fraction {val_fraction} must lie in (0, 1), and {input_path} needs 2 problems")
     rows, marker, end, answered = head_examples(problems, tokenizer, tok_meta, instruction)
     vocab_size, cut = tok_meta["vocab_size"], min(len(rows) - 1, max(1, round(len(rows) * (1 - val_fraction))))
-    data.make_out_dir(out_dir)
+    script.make_out_dir(out_dir)
     data.unmark_complete(out_dir)
-    data.write_atomically(os.path.join(out_dir, "tokenizer.json"), tokenizer.save)
+    script.write_atomically(os.path.join(out_dir, "tokenizer.json"), tokenizer.save)
     meta = {"kind": "text", "source": os.path.basename(input_path), "format": "gsm8k", "vocab_size": vocab_size,
             "eos_id": end, "answer_id": marker, "dtype": np.dtype(data.token_dtype(vocab_size)).name,
             "problems": {"train": cut, "val": len(rows) - cut}}
@@ -369,7 +370,7 @@ def is_task_file(argv):
 
 
 def main(argv=None):
-    return data.run_script(run, argv)
+    return script.run_script(run, argv)
 
 
 def run(argv=None):
@@ -405,13 +406,13 @@ def run(argv=None):
         raise ValueError(f"--temperature {args.temperature} must be above 0 (greedy is its own sampler)")
     rows, kept = evaluate_file(args)
     out_dir = args.out_dir or os.path.dirname(args.ckpt) or "."
-    data.make_out_dir(out_dir)
+    script.make_out_dir(out_dir)
     prompting = f"{args.fewshot}-shot from {args.train}" if args.fewshot else "chat template"
     results = {"task": args.task, "ckpt": args.ckpt, "prompting": prompting, "instruction": args.instruction,
                "max_answer_tokens": args.max_answer_tokens, "seed": args.seed, "rows": rows}
     path = os.path.join(out_dir, "gsm8k_results.json")
-    data.write_text(path, json.dumps(results, indent=1) + "\n")
-    data.write_text(os.path.join(out_dir, "gsm8k_replies.jsonl"), "".join(json.dumps(r) + "\n" for r in kept))
+    script.write_text(path, json.dumps(results, indent=1) + "\n")
+    script.write_text(os.path.join(out_dir, "gsm8k_replies.jsonl"), "".join(json.dumps(r) + "\n" for r in kept))
     print(f"wrote {path} and gsm8k_replies.jsonl ({prompting}, budget {args.max_answer_tokens} tokens)")
     return results
 

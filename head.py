@@ -32,7 +32,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import data
+import script
 
 INIT_SHARE_AT_ZERO = 0.99  # an untrained head is 99% identity; the rest is spread over tau_1..tau_{K-1}
 MAX_HEAD_BYTES = 16 << 20  # a head.json is a few KB: a larger file is not one, and is not read into memory
@@ -341,7 +341,7 @@ class MinPPlusHead(nn.Module):
             raise ValueError(f"save_json: meta may not be named {sorted(clash)}: those keys hold the head itself")
         record = {"thresholds": self.tau.tolist(), "weights": self.weights().tolist(), **meta}
         text = json.dumps(record, indent=1, allow_nan=False)  # before writing: a bad meta leaves no file
-        data.write_text(path, text + "\n")
+        script.write_text(path, text + "\n")
 
     @classmethod
     def load_json(cls, path, vocab_size=None, checkpoint=None):
@@ -449,5 +449,5 @@ def plot_curve(head, path):
     ax.set_title("MinP+ cumulative weight")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
-    data.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    script.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     return True

@@ -4,8 +4,8 @@ import os
 
 import numpy as np
 
-import data
 import metrics
+import script
 
 
 def fmt(x, digits=4):
@@ -22,7 +22,7 @@ def write_csv(path, rows):
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    data.write_atomically(path, write)
+    script.write_atomically(path, write)
 
 
 def result_rows(model_name, grid, report_means):
@@ -83,7 +83,7 @@ def write_summary(path, header, md, text_md):
     for title, body in sections:
         if body:
             lines += [f"## {title}", ""] + body + [""]
-    data.write_text(path, "\n".join(lines))
+    script.write_text(path, "\n".join(lines))
 
 
 def plot_results(out_dir, grid, report_means, temperatures, curves, methods):
@@ -97,7 +97,7 @@ def plot_results(out_dir, grid, report_means, temperatures, curves, methods):
         fig = Figure(figsize=size)
         draw(fig, grid, report_means, temperatures, curves, methods)
         fig.tight_layout()
-        data.write_atomically(os.path.join(out_dir, name), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+        script.write_atomically(os.path.join(out_dir, name), lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     return True
 
 

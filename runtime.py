@@ -10,7 +10,7 @@ import signal
 import torch
 from tqdm import tqdm
 
-import data
+import script
 
 
 def autocast(device, dtype):
@@ -86,7 +86,7 @@ class MetricsLog:
                 lines = f.readlines()
             kept = [line for line in lines if line.endswith("\n") and row_within(line, key, resumed_at)]
             if len(kept) < len(lines):
-                data.write_text(self.path, "".join(kept))
+                script.write_text(self.path, "".join(kept))
 
     def write(self, row):
         line = json.dumps(strict_json(row), allow_nan=False) + "\n"
@@ -157,4 +157,4 @@ def save_checkpoint(state, path):
         raise FloatingPointError(f"{len(bad)} tensor(s) to be saved hold NaN or inf ({', '.join(bad[:3])}"
                                  f"{', ...' if len(bad) > 3 else ''}): stopping; {kept_message(path)}. "
                                  f"Lower the learning rate")
-    data.write_atomically(path, lambda tmp: torch.save(state, tmp))
+    script.write_atomically(path, lambda tmp: torch.save(state, tmp))

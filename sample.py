@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 import data
 import pretrained_tokenizer
+import script
 from head import MinPPlusHead, check_strength, log_ratio, log_threshold
 from model import KVCache, cuda_graph_replay, fingerprint, load_checkpoint, pick_device, trained_data_dir
 
@@ -394,7 +395,7 @@ def prompt_of(args, tokenizer, meta):
 
 
 def main(argv=None):
-    data.run_script(cli, argv)
+    script.run_script(cli, argv)
 
 
 def cli(argv=None):

@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 import data
 import metrics
+import script
 import train_head
 import votes
 from model import load_checkpoint, pick_device
@@ -126,9 +127,9 @@ def prepare_task(out_dir, steps=2, max_number=10, train_problems=100_000, val_pr
     if len(held_out) < eval_problems:
         raise ValueError(f"only {len(held_out)} distinct held-out problems with --steps {steps} --max_number "
                          f"{max_number}: ask for fewer --eval_problems or make the task larger")
-    data.make_out_dir(out_dir)
+    script.make_out_dir(out_dir)
     data.unmark_complete(out_dir)
-    data.write_atomically(os.path.join(out_dir, "tokenizer.json"), data.word_tokenizer(vocab).save)
+    script.write_atomically(os.path.join(out_dir, "tokenizer.json"), data.word_tokenizer(vocab).save)
     meta = {"kind": "task", "task": "arithmetic", "seed": seed, "steps": steps, "max_number": max_number,
             "vocab_size": len(vocab), "eos_id": token_id[data.EOS], "answer_id": token_id[ANSWER],
             "dtype": np.dtype(data.token_dtype(len(vocab))).name,
@@ -138,7 +139,7 @@ def prepare_task(out_dir, steps=2, max_number=10, train_problems=100_000, val_pr
         data.write_split(os.path.join(out_dir, f"{split}.bin"), ids, len(vocab))
         meta |= data.token_stats(split, np.bincount(ids, minlength=len(vocab)))  # start-up then scans nothing
     lines = [json.dumps({"question": q, "answer": a}) for q, a in held_out]
-    data.write_text(os.path.join(out_dir, "problems.jsonl"), "\n".join(lines) + "\n")
+    script.write_text(os.path.join(out_dir, "problems.jsonl"), "\n".join(lines) + "\n")
     data.write_meta(out_dir, meta)
     return meta
 
@@ -394,7 +395,7 @@ def plot_accuracy(rows, path):
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    data.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
+    script.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
     return True
 
 
@@ -436,7 +437,7 @@ def quick_setup(out_dir, device):
 
 
 def main(argv=None):
-    return data.run_script(run, argv)
+    return script.run_script(run, argv)
 
 
 def run(argv=None):
@@ -475,7 +476,7 @@ def run(argv=None):
                                    args.head_tokens, args.seed)
     os.makedirs(out_dir, exist_ok=True)
     results = os.path.join(out_dir, "task_results.json")
-    data.write_text(results, json.dumps(rows, indent=1))
+    script.write_text(results, json.dumps(rows, indent=1))
     print(format_table(rows))
     png = os.path.join(out_dir, "task_accuracy.png")
     print(f"wrote {results}" + (f" and {png}" if plot_accuracy(rows, png) else ""))

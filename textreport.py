@@ -268,3 +268,27 @@ def check_arguments(args, knob_grids, parse_grid, check_temperatures):
     if 1.0 not in knobs["minpplus"]:
         knobs["minpplus"] = sorted(knobs["minpplus"] + [1.0])
     args.text_knobs = knobs
+
+
+# ----------------------------------------------------------------------------
+# The --text file: its tokens as data.py writes them, and enough of them
+
+
+def text_tokens(path, tokenizer):
+    """A UTF-8 file's tokens under the model's tokenizer, in blocks of whole lines: the tokens data.py
+    writes for it, whether the tokenizer splits at line breaks itself (data.py's own BPE) or not (a
+    converted model's, which may join blank lines into one token)."""
+    try:
+        with open(path, encoding="utf-8", newline="") as f:
+            text = f.read()
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as e:
+        raise ValueError(f"cannot read --text {path} ({e}): pass a UTF-8 text file") from None
+    encodings = tokenizer.encode_batch(data.line_blocks(text), add_special_tokens=False)
+    return np.asarray([i for enc in encodings for i in enc.ids], dtype=np.int64)
+
+
+def check_two_windows(tokens, block_size):
+    """ValueError unless the text holds two whole windows of block_size tokens (one to fit, one to score)."""
+    if (len(tokens) - 1) // block_size < 2:
+        raise ValueError(f"the text ({len(tokens):,} tokens) is too short for two windows of the context "
+                         f"({block_size}): give a longer text or a smaller --block_size")

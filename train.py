@@ -13,7 +13,6 @@ import argparse
 import dataclasses
 import math
 import os
-import re
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -24,7 +23,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 import data
+import script
 import synthetic
+from ddp import peer_gone, setup_ddp, sum_over_ranks
+from lmeval import eval_and_log, eval_baselines
 from model import PRESETS, ModelConfig, Transformer, checkpoint_config, pick_device, read_checkpoint
 from optim import AdamW, clip_grad_norm_, cosine_lr
 from runtime import MetricsLog, StopFlag, autocast, kept_message, peak_flops, save_checkpoint
@@ -210,27 +212,6 @@ def resolve_device(cfg):
     return device, dtype
 
 
-def setup_ddp(device):
-    """Under torchrun (RANK is set): one process per GPU (nccl), or per CPU worker (gloo).
-    Returns (rank, world_size, device); (0, 1, device) when not distributed."""
-    if "RANK" not in os.environ:
-        return 0, 1, device
-    dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-    if device.startswith("cuda"):
-        device = f"cuda:{os.environ['LOCAL_RANK']}"
-        torch.cuda.set_device(device)
-    return dist.get_rank(), dist.get_world_size(), device
-
-
-def sum_over_ranks(values, world_size, device):
-    """Sum a few floats over the ranks, so every rank takes the same stop decisions."""
-    if world_size == 1:
-        return values
-    summed = torch.tensor(values, dtype=torch.float64, device=device)  # nccl reduces on the GPU
-    dist.all_reduce(summed)
-    return summed.tolist()
-
-
 def open_data(cfg, master, world_size):
     """(meta, train tokens, val tokens); the synthetic language is generated on first use, so
     `python train.py` works anywhere (by rank 0, while the other ranks wait)."""
@@ -243,50 +224,6 @@ def open_data(cfg, master, world_size):
         dist.barrier()
     meta = data.load_meta(cfg.data_dir)
     return meta, data.open_split(cfg.data_dir, "train", meta), data.open_split(cfg.data_dir, "val", meta)
-
-
-# ----------------------------------------------------------------------------
-# Evaluation against data and, on the synthetic language, against the exact distribution
-
-
-def unigram_loss(train_counts, val_tokens):
-    """Cross-entropy on val of add-one-smoothed train unigram frequencies: the bar to clear."""
-    counts = train_counts + 1.0
-    log_freq = np.log(counts / counts.sum())
-    return float(-log_freq[np.asarray(val_tokens[:1_000_000], dtype=np.int64)].mean())
-
-
-@torch.no_grad()
-def evaluate(model, splits, cfg, device, dtype, meta, truth):
-    """Mean loss on the same eval_batches windows of each split every time (a fixed RNG), bits per
-    byte on text, and KL(p* || p_model) on the truth windows (x, p*) of the synthetic language."""
-    model.eval()
-    result = {}
-    for name, tokens in splits.items():
-        rng = np.random.default_rng(cfg.seed + 1)
-        losses = []
-        for _ in range(cfg.eval_batches):
-            x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
-            with autocast(device, dtype):
-                _, loss = model(x, y)
-            losses.append(loss.item())
-        result[f"{name}_loss"] = float(np.mean(losses))
-    if meta.get("val_bytes"):  # bits per byte compare across tokenizers
-        result["val_bpb"] = result["val_loss"] / math.log(2) * meta["val_tokens"] / meta["val_bytes"]
-    if truth is not None:
-        x, p_true = truth
-        with autocast(device, dtype):
-            result["kl_truth"] = synthetic.kl_to_truth(p_true, model(x))
-    model.train()
-    return result
-
-
-def eval_baselines(cfg, meta, train_tokens, val_tokens, device):
-    """(the truth windows (x, p*) on the synthetic language or None, the unigram val loss)."""
-    truth = None
-    if meta["kind"] == "synthetic":
-        truth = synthetic.truth_windows(meta, val_tokens, cfg.truth_windows, cfg.block_size, device)
-    return truth, unigram_loss(data.unigram_counts(meta, train_tokens), val_tokens)
 
 
 # ----------------------------------------------------------------------------
@@ -355,6 +292,22 @@ def train_step(train_model, model, optimizer, scaler, tokens, rng, cfg, device, 
     return loss_sum, float(grad_norm)
 
 
+def optimizer_step(train_model, model, optimizer, scaler, tokens, rng, cfg, device, dtype, step, stop, world_size,
+                   ckpt_path):
+    """Step step + 1 of train_lm: (loss averaged over the ranks, grad norm, learning rate, the ranks' stop votes)."""
+    lr = cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    loss, grad_norm = train_step(train_model, model, optimizer, scaler, tokens, rng, cfg, device, dtype)
+    loss, stop_votes = sum_over_ranks([loss, float(stop.requested)], world_size, device)
+    loss /= world_size
+    check_finite(loss, grad_norm, scaler.is_enabled(), step + 1, ckpt_path)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss, grad_norm, lr, stop_votes
+
+
 def check_finite(loss, grad_norm, has_scaler, step, ckpt_path):
     """Stop before step (the update being made; the first is 1) on a NaN loss or gradient: the weights
     it would make must never be saved."""
@@ -380,37 +333,15 @@ def save_lm(path, step, model, model_cfg, cfg, optimizer, scaler, rng, world_siz
                          "torch_rng": torch.get_rng_state(), "best_val_loss": best_val_loss}, path)
 
 
-DIVERGED = math.log(2)  # an eval this far past the run's best (twice its perplexity), and above unigram: diverged
-
-
-def eval_and_log(model, splits, cfg, device, dtype, meta, truth, unigram, best, step, ckpt_path, log):
-    """One eval: a console line, a metrics row; returns the val loss. FloatingPointError, before any
-    save, when the run diverged: a val loss that is not finite, or that is both above the unigram
-    loss and more than DIVERGED past best (the lowest so far; ln V, an untrained model's, at first).
-    Huge but finite weights score about ln V, and must not replace the last good checkpoint."""
-    result = evaluate(model, splits, cfg, device, dtype, meta, truth)
-    log.write({"step": step, **result, "unigram_loss": unigram})
-    tqdm.write(f"step {step}: " + " | ".join(f"{k} {v:.4f}" for k, v in result.items()))
-    val_loss = result["val_loss"]
-    if not math.isfinite(val_loss):
-        raise FloatingPointError(f"val loss is {val_loss} at step {step}: stopping; "
-                                 f"{kept_message(ckpt_path)}. Lower --lr or use --dtype bfloat16/float32")
-    if val_loss > max(unigram, best + DIVERGED):
-        raise FloatingPointError(f"val loss {val_loss:.4g} at step {step} is above the unigram loss {unigram:.3f} "
-                                 f"and {val_loss - best:.3g} past the best so far {best:.3f}: the run diverged; "
-                                 f"stopping; {kept_message(ckpt_path)}. Lower --lr")
-    return val_loss
-
-
 def train_lm(cfg, model_overrides):
     torch.manual_seed(cfg.seed)
     device, dtype = resolve_device(cfg)
     rank, world_size, device = setup_ddp(device)
     master = rank == 0  # only rank 0 prints, logs and writes checkpoints
     meta, train_tokens, val_tokens = open_data(cfg, master, world_size)
-    data.make_out_dir(cfg.out_dir)
+    script.make_out_dir(cfg.out_dir)
     if master:
-        data.remove_debris(cfg.out_dir, ["ckpt.pt.tmp", "metrics.jsonl.new", "metrics.jsonl.tmp"])
+        script.remove_debris(cfg.out_dir, ["ckpt.pt.tmp", "metrics.jsonl.new", "metrics.jsonl.tmp"])
     ckpt_path = os.path.join(cfg.out_dir, "ckpt.pt")
     if cfg.resume and not os.path.exists(ckpt_path):
         raise ValueError(f"--resume but no checkpoint at {ckpt_path}: drop --resume to start afresh")
@@ -461,16 +392,8 @@ def train_lm(cfg, model_overrides):
     try:
         while step < cfg.max_steps:
             t0 = time.perf_counter()
-            lr = cosine_lr(step, cfg.lr, cfg.min_lr, cfg.warmup_steps, cfg.max_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            loss, grad_norm = train_step(train_model, model, optimizer, scaler, train_tokens, rng, cfg, device, dtype)
-            loss, stop_votes = sum_over_ranks([loss, float(stop.requested)], world_size, device)
-            loss /= world_size
-            check_finite(loss, grad_norm, scaler.is_enabled(), step + 1, ckpt_path)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            loss, grad_norm, lr, stop_votes = optimizer_step(train_model, model, optimizer, scaler, train_tokens, rng,
+                                                             cfg, device, dtype, step, stop, world_size, ckpt_path)
             step += 1
             tokens_per_s = tokens_per_step / (time.perf_counter() - t0)
             postfix = {"loss": f"{loss:.3f}", "lr": f"{lr:.1e}", "tok/s": f"{tokens_per_s:,.0f}"}
@@ -497,13 +420,13 @@ def train_lm(cfg, model_overrides):
         if world_size > 1:
             dist.destroy_process_group()
     if interrupted:  # exit status 130, one line from rank 0 and none from the others
-        raise data.Interrupted(f"interrupted: saved {ckpt_path} at step {step}; continue with --resume" if master
-                               else "")
+        raise script.Interrupted(f"interrupted: saved {ckpt_path} at step {step}; continue with --resume" if master
+                                 else "")
     return model
 
 
 def main(argv=None):
-    return data.run_script(run, argv)
+    return script.run_script(run, argv)
 
 
 def run(argv=None):
@@ -521,21 +444,6 @@ def run(argv=None):
         if gone is None:
             raise
         raise gone from None
-
-
-PEER_GONE = re.compile(r"connection (reset|closed)|closed by peer|broken pipe", re.IGNORECASE)
-
-
-def peer_gone(error, ckpt_path):
-    """Under torchrun, the one-line ConnectionError for a collective that failed because another rank
-    is gone (killed, or stopped by an error it reported itself): no bug of this rank's, so not gloo's
-    traceback. None for any other error."""
-    found = PEER_GONE.search(str(error)) if int(os.environ.get("WORLD_SIZE", "1")) > 1 else None
-    if found is None:
-        return None
-    then = "continue with --resume" if os.path.exists(ckpt_path) else "start it again"
-    return ConnectionError(f"another process of this run stopped ({found.group()}), so this one stops too; "
-                           f"{kept_message(ckpt_path)}: {then}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import torch
 from tqdm import tqdm
 
 import data
+import script
 import synthetic
 from head import MinPPlusHead, chunk_stats, diagnostics, format_diagnostics, plot_curve, target_counts
 from model import cuda_graph_replay, fingerprint, load_checkpoint, pick_device, read_checkpoint, trained_data_dir
@@ -347,9 +348,9 @@ def train_head(cfg):
         raise ValueError(f"{cfg.data_dir} has vocab_size {meta['vocab_size']} but {init_from} has "
                          f"{model.config.vocab_size}: pass the --data_dir the model was trained on")
     fit_tokens, eval_tokens = head_texts(cfg, meta)
-    data.make_out_dir(cfg.out_dir)
-    data.remove_debris(cfg.out_dir, ["head_ckpt.pt.tmp", "head_metrics.jsonl.new", "head_metrics.jsonl.tmp",
-                                     "head.json.tmp", "head_curve.png.tmp"])
+    script.make_out_dir(cfg.out_dir)
+    script.remove_debris(cfg.out_dir, ["head_ckpt.pt.tmp", "head_metrics.jsonl.new", "head_metrics.jsonl.tmp",
+                                       "head.json.tmp", "head_curve.png.tmp"])
     head = new_head(cfg, device)
     optimizer = head_optimizer(head, cfg.head_lr)
     head_ckpt_path = os.path.join(cfg.out_dir, "head_ckpt.pt")
@@ -398,7 +399,8 @@ def train_head(cfg):
                              "train_config": asdict(cfg), "checkpoint": lm_fingerprint}, head_ckpt_path)
             log.saved()
             if stop.requested and epoch < cfg.head_epochs:  # in the last round: finish and export
-                raise data.Interrupted(f"interrupted: saved {head_ckpt_path} at epoch {epoch}; continue with --resume")
+                raise script.Interrupted(f"interrupted: saved {head_ckpt_path} at epoch {epoch}; "
+                                         "continue with --resume")
     finally:
         bar.close()
         stop.restore()

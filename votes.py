@@ -20,9 +20,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import data
 import metrics
 import passk
+import script
 from sample import filter_logits
 
 MAX_CANDIDATES = 32
@@ -217,7 +217,7 @@ def plot_frontiers(result, greedy_pass1, path):
         ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    data.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    script.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     return True
 
 
@@ -230,10 +230,10 @@ def write_report(rows, result, out_dir):
         lines += [f"## T = {T:g}", ""] + passk_markdown(rows, T) + [""]
     lines += ["## Frontiers", ""] + frontier_markdown(result)
     md, png = os.path.join(out_dir, "task_passk.md"), os.path.join(out_dir, "task_passk.png")
-    data.write_text(md, "\n".join(lines))
+    script.write_text(md, "\n".join(lines))
     table = {y: {f: {"best": point.tolist(), "vs": {o: [d.tolist() for d in diff] for o, diff in diffs.items()}}
                  for f, (point, diffs) in result[y].items()} for y in ("pass@16", "maj@16")}
-    data.write_text(os.path.join(out_dir, "task_frontier.json"), json.dumps({"pass@1": result["levels"], **table}))
+    script.write_text(os.path.join(out_dir, "task_frontier.json"), json.dumps({"pass@1": result["levels"], **table}))
     best = max((r for r in rows if r["method"] != "greedy"), key=lambda r: r["maj@16"])
     return (f"greedy pass@1 {greedy['pass@1']:.1%} | best maj@16 {best['maj@16']:.1%} ({best['method']}, T "
             f"{best['temperature']:g}) | best pass@16 {max(r['pass@16'] for r in rows):.1%} | wrote {md}"

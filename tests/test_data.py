@@ -9,6 +9,7 @@ import torch
 from tqdm import tqdm
 
 import data
+import script
 import synthetic
 from tokenizers import Tokenizer
 
@@ -321,7 +322,7 @@ def test_the_tokenizer_trains_on_at_most_its_sample_spread_over_the_train_part(t
 
 def test_a_full_disk_in_a_library_that_raises_a_plain_exception_is_a_one_line_os_error(tmp_path):
     path = str(tmp_path / "tokenizer.json")
-    data.write_text(path, "old")
+    script.write_text(path, "old")
 
     def tokenizers_save(tmp):  # what tokenizers' Tokenizer.save raises on a full disk
         with open(tmp, "w") as f:
@@ -329,7 +330,7 @@ def test_a_full_disk_in_a_library_that_raises_a_plain_exception_is_a_one_line_os
         raise Exception("No space left on device (os error 28)")
 
     with pytest.raises(OSError, match=r"could not write .*tokenizer.json \(the disk is full\); the previous file"):
-        data.write_atomically(path, tokenizers_save)
+        script.write_atomically(path, tokenizers_save)
     assert os.listdir(tmp_path) == ["tokenizer.json"] and open(path).read() == "old"
 
     for error in (KeyboardInterrupt(), Exception("boom"), ValueError("bad input")):  # not about space: as they are
@@ -338,7 +339,7 @@ def test_a_full_disk_in_a_library_that_raises_a_plain_exception_is_a_one_line_os
             raise error
 
         with pytest.raises(type(error)) as raised:
-            data.write_atomically(path, failing)
+            script.write_atomically(path, failing)
         assert raised.value is error
 
 

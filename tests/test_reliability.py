@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 import data
 import runtime
+import script
 import train
 from head import MinPPlusHead
 from sample import METHODS, filter_logits
@@ -220,7 +221,7 @@ def test_a_failed_save_removes_its_temp_file_and_keeps_the_old_one(tmp_path, mon
         raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    monkeypatch.setattr(data, "disk_full", lambda error, path: True)
+    monkeypatch.setattr(script, "disk_full", lambda error, path: True)
     with pytest.raises(OSError, match="could not write .*ckpt.pt \\(the disk is full\\); the previous file"):
         runtime.save_checkpoint({"step": 2}, path)
     assert os.listdir(tmp_path) == ["ckpt.pt"]
@@ -439,16 +440,16 @@ def test_a_script_main_turns_errors_into_one_line_and_lets_bugs_through(capsys):
                            (MemoryError(), "error: out of memory: pass smaller sizes"),
                            (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"), "out of memory")):
         with pytest.raises(SystemExit, match=message) as exit_:
-            data.run_script(raising(error))
+            script.run_script(raising(error))
         assert "\n" not in str(exit_.value)
     saved = "interrupted: saved c.pt at step 3"
-    for interrupt, line in ((data.Interrupted(saved), saved + "\n"),
-                            (data.Interrupted(""), ""),  # another rank's: rank 0 speaks for the run
+    for interrupt, line in ((script.Interrupted(saved), saved + "\n"),
+                            (script.Interrupted(""), ""),  # another rank's: rank 0 speaks for the run
                             (KeyboardInterrupt(), "interrupted\n")):  # a Ctrl-C before anything was saved
         with pytest.raises(SystemExit) as exit_:
-            data.run_script(raising(interrupt))
+            script.run_script(raising(interrupt))
         assert exit_.value.code == 130 and capsys.readouterr().err == line
     for bug in (KeyError("x"), RuntimeError("shape mismatch")):  # a bug keeps its traceback
         with pytest.raises(type(bug)):
-            data.run_script(raising(bug))
-    assert data.run_script(lambda argv: argv, ["--a"]) == ["--a"]
+            script.run_script(raising(bug))
+    assert script.run_script(lambda argv: argv, ["--a"]) == ["--a"]
