@@ -40,7 +40,8 @@ def markdown(grid, rows, chosen, tune_means, report_means, shown=(0.9, 1.0, 1.1,
     lines = [f"MinP+ auto picks T = {chosen:g}: the head fitted at each temperature of the grid on the tune half, "
              "the least cross-entropy on that half kept (`train.py --temperature auto`'s rule). Per temperature "
              "(tune-half CE picks; the report half's CE, TV to p* and entropy beside):", "",
-             "| T | CE plain p_T (tune) | CE MinP+ (tune) | CE MinP+ (report) | TV MinP+ | TV plain | H MinP+ | H plain |",
+             "| T | CE plain p_T (tune) | CE MinP+ (tune) | CE MinP+ (report) | TV MinP+ | TV plain "
+             "| H MinP+ | H plain |",
              "| ---: |" + " ---: |" * 7]
     for T, i, ce in rows:
         if not (any(abs(T - s) < 1e-9 for s in shown) or T == chosen):

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
-import data
 import pretrained_tokenizer
 import script
 from model import ModelConfig

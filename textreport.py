@@ -150,7 +150,8 @@ def settings_markdown(named, grid, sums, report, draws, bytes_per_token, index):
     ce = ce_all(report)
     for (T, name), i in named.items():
         bpb = ce[i] / math.log(2) / bytes_per_token
-        lines.append(f"| {T:g} | {name} | {reporting.fmt(ce[i])} | {reporting.fmt_ci(*paired_ce_diff(sums, i, ref, draws))} "
+        diff = reporting.fmt_ci(*paired_ce_diff(sums, i, ref, draws))
+        lines.append(f"| {T:g} | {name} | {reporting.fmt(ce[i])} | {diff} "
                      f"| {reporting.fmt(bpb)} | {report['lost'][i]:.2%} | {report['entropy'][i]:.3f} |")
     return lines
 
@@ -163,7 +164,8 @@ def frontier_markdown(fams, report, sums, levels, level_names, draws, plain):
                    for f, segs in fams.items() if f not in ("temperature", "minpplus", AUTO)}
     lines = []
     for y_name, fams_here, ref, what in (
-            ("ce_all", fams, "temperature", "CE (nats/token; — where every setting at that entropy removes a real token)"),
+            ("ce_all", fams, "temperature",
+             "CE (nats/token; — where every setting at that entropy removes a real token)"),
             ("lost", truncations, "min_p", "Share of real next tokens removed by each truncation")):
         if ref not in fams_here:
             continue

@@ -6,9 +6,9 @@
 
 A table in README.md or docs/*.md is checked when the line `<!-- reproduce: STUDY -->` stands
 right above it (`<!-- reproduce: STUDY "SECTION" -->`: only against the rerun's tables under that
-heading, where several share their columns). The study's commands run in --work_dir (default out/reproduce) exactly as a user
-types them; its outputs are turned into markdown tables by the same functions the scripts use,
-and each claimed table must be a part of one of them: every header cell found in the rerun's
+heading, where several share their columns). The study's commands run in --work_dir (default
+out/reproduce) exactly as a user types them; its outputs are turned into markdown tables by the
+same functions the scripts use, and each claimed table must be a part of one of them: every header cell found in the rerun's
 header, every row found by its label cells (T, sampler, family, run). A claimed cell that states
 an interval, `x (lo–hi)`, passes when the rerun's x lies inside [lo, hi]; any other number must
 equal the rerun's as printed, since each run is deterministic on one machine (`--tolerance` for

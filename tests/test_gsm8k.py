@@ -76,7 +76,8 @@ def test_numbers_compare_as_numbers_and_the_file_answer_reads_like_a_reply(tmp_p
     ("{not json", "not JSON"), ("[1, 2]", "not an object"), ('{"question": "q"}', "not an object"),
     ('{"question": "q", "answer": 72}', "not an object"),
     ('{"question": " ", "answer": "#### 1"}', "the question is empty"),
-    ('{"question": "q", "answer": "it is 72"}', 'no "####"'), ('{"question": "q", "answer": "72 ####"}', "no number right after"),
+    ('{"question": "q", "answer": "it is 72"}', 'no "####"'),
+    ('{"question": "q", "answer": "72 ####"}', "no number right after"),
 ])
 def test_a_bad_line_is_a_one_line_error_naming_file_and_line(tmp_path, line, message):
     path = write_jsonl(tmp_path / "bad.jsonl", [PROBLEMS[0], "", line])  # the blank line 2 is skipped

@@ -86,7 +86,8 @@ def test_numbers_without_interval_must_match_as_printed():
 
 # A short run pinned to what this code gives on the CPU (a minute in all): the data generators
 # exactly, the training losses to 1e-3 (other CPUs round matrix products differently).
-PINNED = {"synthetic_train_md5": "bc761f4e858978f876cc14897c4766a6", "task_train_md5": "4ed99c889790f454cf300d8d13a13b54",
+PINNED = {"synthetic_train_md5": "bc761f4e858978f876cc14897c4766a6",
+          "task_train_md5": "4ed99c889790f454cf300d8d13a13b54",
           "val_loss_step_60": 2.8011, "kl_truth_step_60": 0.4924}
 
 
