@@ -435,3 +435,38 @@ def test_sample_data_train_and_evaluate_run_on_a_converted_model(built, tmp_path
                    "--temperatures", "1.0", "--t_grid", "1.0", "--out_dir", str(tmp_path / "eval"), "--device", "cpu"])
     assert "bits per byte" in (tmp_path / "eval" / "summary.md").read_text().lower()
     one_line_error(["--ckpt", ckpt, "--out_dir", str(tmp_path / "e2")], "no data of its own.*--text", evaluate.main)
+
+
+def test_auto_temperature_head_on_a_converted_model(built, tmp_path, capsys):
+    import data
+    import train
+    from train_head import AUTO_T_GRID
+
+    _, tok, folder = built["llama"]
+    model_dir, data_dir, head_dir, text = tmp_path / "model", tmp_path / "data", tmp_path / "head", tmp_path / "t.txt"
+    convert.main([str(folder), "--out_dir", str(model_dir)])
+    ckpt = str(model_dir / "ckpt.pt")
+    text.write_text("".join(f"Sentence {i % 7}: the fox jumps over {i % 5} lazy dogs and the price is ${i}.\n"
+                            for i in range(300)))
+    data.main(["--input", str(text), "--tokenizer", str(model_dir), "--out_dir", str(data_dir)])
+    assert data.load_meta(str(data_dir))["vocab_size"] == tok.get_vocab_size()
+    train.main(["--head", "minpplus", "--temperature", "auto", "--init_from", ckpt, "--data_dir", str(data_dir),
+                "--out_dir", str(head_dir), "--block_size", "32", "--batch_size", "4", "--head_tokens", "512",
+                "--head_val_tokens", "256", "--head_epochs", "5", "--device", "cpu"])
+    record = json.loads((head_dir / "head.json").read_text())
+    grid = sorted({float(t) for t in AUTO_T_GRID.split(",")})
+    search = record["temperature_search"]
+    assert [r["temperature"] for r in search] == grid  # the default grid, 1 among it
+    assert all(np.isfinite(r["fit_ce"]) for r in search)
+    assert record["temperature"] in grid
+    assert record["temperature"] == min(search, key=lambda r: r["fit_ce"])["temperature"]
+    with open(head_dir / "head_metrics.jsonl") as f:
+        rows = [json.loads(line) for line in f]
+    assert rows and all(r["temperature"] == record["temperature"] and np.isfinite(r["ce_t1"]) for r in rows)
+    by_t = {r["temperature"]: r for r in search}
+    assert rows[-1]["ce_t1"] == pytest.approx(by_t[1.0]["base_ce"], rel=1e-6)  # the plain LM at T = 1, same text
+    assert rows[-1]["head_ce"] == pytest.approx(by_t[record["temperature"]]["head_ce"], rel=1e-5)  # the kept fit
+    capsys.readouterr()
+    sample.main(["--ckpt", ckpt, "--method", "minpplus", "--head", str(head_dir / "head.json"), "--prompt", "The",
+                 "--num_samples", "2", "--max_new_tokens", "3", "--device", "cpu"])
+    assert capsys.readouterr().out.count("The") >= 2
