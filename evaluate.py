@@ -26,6 +26,7 @@ import torch
 from tqdm import tqdm
 
 import autotemp
+import corpus
 import data
 import gsm8k
 import script
@@ -247,7 +248,7 @@ def halves_of_truth(model, val, lang, n_windows):
 def evaluate_synthetic(args, model, meta, model_name):
     """Items against p*: results.csv, the per-temperature and matched-diversity tables, samples."""
     lang = synthetic.SyntheticLanguage(meta["seed"])
-    halves = halves_of_truth(model, data.open_split(args.data_dir, "val", meta), lang, args.windows)
+    halves = halves_of_truth(model, corpus.open_split(args.data_dir, "val", meta), lang, args.windows)
     n_pos = {k: h.y.numel() for k, h in halves.items()}
     print(f"truth windows: {len(halves['tune'].y)} to tune ({n_pos['tune']:,} positions), "
           f"{len(halves['report'].y)} to report ({n_pos['report']:,}) | {len(args.t_grid)} temperatures")
@@ -465,7 +466,7 @@ def evaluate_checkpoint(args):
     if meta["kind"] == "synthetic":
         md = evaluate_synthetic(args, model, meta, model_name)
     elif meta["kind"] != "pretrained":  # no p*: the held-out half of its own val split
-        lines, text_rows = evaluate_text(args, model, np.asarray(data.open_split(args.data_dir, "val", meta)),
+        lines, text_rows = evaluate_text(args, model, np.asarray(corpus.open_split(args.data_dir, "val", meta)),
                                          tokenizer, f"{args.data_dir} (val)")
         text_md += lines
     if args.text:

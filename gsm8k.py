@@ -1,4 +1,4 @@
-"""GSM8K-format files: word problems with worked answers, and a converted model's accuracy on them.
+"""A converted model's accuracy on a GSM8K-format file, for greedy decoding and each sampler.
 
     python data.py --task arithmetic --format gsm8k --out_dir data/arith-gsm8k    # built-in problems: train/test.jsonl
     python evaluate.py --task data/arith-gsm8k/test.jsonl --ckpt out/smollm2/ckpt.pt   # accuracy of each sampler
@@ -6,253 +6,25 @@
     python train.py --head minpplus --init_from out/smollm2/ckpt.pt --data_dir data/gsm8k-head \\
         --head_positions answer --head_data train --block_size 512     # a head fitted on answer tokens
 
-A file holds one JSON object per line, {"question": text, "answer": text}, the answer's final number
-after "####" as in GSM8K (reasoning and <<48/2=24>> calculator notes may come before it). A model's
-reply gives the number right after its last "####", else its last number; numbers compare as numbers
-(8, 8.0 and 8.00 are equal, 1,000 is 1000, "$5." is 5); a reply without a number is malformed.
-Prompts go through the model's chat template, or are --fewshot N solved problems of a --train file
-as plain text ("Question: ...\\nAnswer: ..."). For the head, data.py writes each problem as its
-prompt, its answer and the end of turn, and names the prompt's last token that occurs nowhere
-earlier in it the answer marker, so that train.py --head_positions answer keeps the answer's
-tokens (and the few cue tokens after the marker) through data.answer_mask.
+The format, how a reply's answer is read and how prompts are made are in word_problems.py. Prompts
+go through the model's chat template, or are --fewshot N solved problems of a --train file as
+plain text; each reply stops at the model's end of turn (or, few-shot, at a blank line) or at the
+token budget, and is right when its number equals the answer's.
 """
 import argparse
 import json
 import os
 import re
-from fractions import Fraction
 
-import numpy as np
 import torch
 from tqdm import tqdm
 
-import data
 import pretrained_tokenizer
 import script
 import task
+import word_problems
 from model import load_checkpoint, pick_device
 from sample import generate, load_head
-
-INSTRUCTION = "Solve it step by step, then write the final answer as a number after ####."
-# a number: a sign only where no word or number comes just before it, an optional $, thousands
-# grouped by commas (1,000) or plain digits, decimals; "8." ends a sentence, not a decimal
-NUMBER_RE = re.compile(r"(?<![\w.])([-\u2212])?\$?(\d{1,3}(?:,\d{3})+(?!\d)|\d+)(\.\d+)?")
-
-
-# ----------------------------------------------------------------------------
-# Numbers and answers
-
-
-def numbers(text):
-    """Every number in text, in order, as exact Fractions."""
-    for m in NUMBER_RE.finditer(text):
-        value = Fraction(m[2].replace(",", "") + (m[3] or ""))
-        yield -value if m[1] else value
-
-
-def after_marker(text):
-    """The number right after text's last "####" (blanks and a $ may come between), or None."""
-    found = NUMBER_RE.match(text.rpartition("####")[2].lstrip()) if "####" in text else None
-    return None if found is None else next(numbers(found[0]))
-
-
-def extract_answer(reply):
-    """The number a reply gives: the one right after its last "####", else its last number; None when
-    it has none (a malformed reply)."""
-    if not isinstance(reply, str):
-        raise ValueError(f"a reply is text, not {type(reply).__name__}")
-    found = after_marker(reply)
-    if found is None:
-        for found in numbers(reply):
-            pass
-    return found
-
-
-def is_correct(reply, answer):
-    """Whether the reply's number equals answer (a number, or a GSM8K answer text)."""
-    given = extract_answer(reply)
-    return given is not None and given == (extract_answer(answer) if isinstance(answer, str) else Fraction(answer))
-
-
-def number_text(value):
-    """A Fraction as JSON-friendly text: 72, -3.5."""
-    return str(value.numerator) if value.denominator == 1 else repr(float(value))
-
-
-def parse_row(line):
-    """(question, answer text, final number) of one line, or a string saying what is wrong with it."""
-    try:
-        row = json.loads(line)
-    except (json.JSONDecodeError, RecursionError):
-        return "not JSON"
-    if not isinstance(row, dict) or not all(isinstance(row.get(k), str) for k in ("question", "answer")):
-        return 'not an object {"question": text, "answer": text}'
-    if not row["question"].strip():
-        return "the question is empty"
-    if "####" not in row["answer"]:
-        return 'the answer has no "####" before its final number'
-    final = after_marker(row["answer"])
-    if final is None:
-        return 'no number right after the answer\'s last "####"'
-    return row["question"], row["answer"], final
-
-
-def read_problems(path):
-    """[(question, answer text, final number)] of a GSM8K-format file (blank lines skipped); ValueError
-    naming the file and line of the first bad one."""
-    if not os.path.isfile(path):
-        raise ValueError(f"no file at {path}: pass a GSM8K-format .jsonl file")
-    problems = []
-    try:
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    problem = parse_row(line)
-                    if isinstance(problem, str):
-                        raise ValueError(f"{path} line {number}: {problem} (GSM8K format: one "
-                                         f'{{"question": ..., "answer": "... #### N"}} per line)')
-                    problems.append(problem)
-    except UnicodeDecodeError as e:
-        raise ValueError(f"{path} is not UTF-8 ({e.reason} at byte {e.start}): convert it to UTF-8") from None
-    if not problems:
-        raise ValueError(f"{path} holds no problems: one JSON object per line with question and answer")
-    return problems
-
-
-# ----------------------------------------------------------------------------
-# The built-in word problems in GSM8K format (data.py --task arithmetic --format gsm8k)
-
-
-def step_pattern(template):
-    """A task.py sentence template as a regular expression whose one group is the amount {k}."""
-    parts = re.split(r"(\{\w\})", template)
-    return re.compile("".join(r"(\d+)" if p == "{k}" else r"\S+" if p.startswith("{") else re.escape(p)
-                              for p in parts))
-
-
-STEPS = [(step_pattern(t), +1) for t in task.GAINS] + [(step_pattern(t), -1) for t in task.LOSSES]
-
-
-def pretty(text):
-    """task.py's lower-case words as sentences: names and sentence starts capitalised, no space before . or ?"""
-    text = " ".join(w.capitalize() if w in task.NAMES else w for w in text.split())
-    text = text.replace(" .", ".").replace(" ?", "?")
-    return re.sub(r"(^|[.?] )([a-z])", lambda m: m[1] + m[2].upper(), text)
-
-
-def worked_solution(question, answer):
-    """(the question as sentences, a GSM8K answer: one line per step with its calculator note, then
-    "#### answer") of a task.generate_problems problem; ValueError when its steps do not give answer."""
-    sentences = [s.strip() for s in re.findall(r"[^.?]+[.?]", question)]
-    first = re.fullmatch(r"(\S+) has (\d+) (\S+) \.", sentences[0]) if sentences else None
-    if first is None or not question.endswith(f"? {task.ANSWER}"):
-        raise ValueError(f"not a built-in word problem: {question[:60]!r}")
-    name, count, thing = first[1].capitalize(), int(first[2]), first[3]
-    lines = []
-    for sentence in sentences[1:-1]:
-        body = next(sentence[len(p):] for p in sorted(task.STEP_PREFIXES, key=len, reverse=True)
-                    if sentence.startswith(p))
-        found = [(int(m[1]), sign) for pattern, sign in STEPS for m in [pattern.fullmatch(body)] if m]
-        if len(found) != 1:
-            raise ValueError(f"cannot read the step {sentence!r} of a built-in word problem")
-        (k, sign), op = found[0], "+" if found[0][1] > 0 else "-"
-        lines.append(f"{pretty(sentence[:-2])}, so {name} has {count} {op} {k} = "
-                     f"<<{count}{op}{k}={count + sign * k}>>{count + sign * k} {thing}.")
-        count += sign * k
-    if count != answer:
-        raise ValueError(f"the steps of {question[:60]!r} give {count}, not its answer {answer}")
-    return pretty(question[:-len(task.ANSWER)]), "\n".join(lines + [f"#### {answer}"])
-
-
-def write_gsm8k(out_dir, steps=2, max_number=10, train_problems=1000, eval_problems=500, seed=0):
-    """Write the built-in word problems into out_dir as train.jsonl and test.jsonl (no test question is
-    a train question); returns {split: number of problems}."""
-    if min(train_problems, eval_problems) < 1:
-        raise ValueError("--train_problems and --eval_problems must be at least 1")
-    train = task.generate_problems(train_problems, steps, max_number, seed + 1)
-    seen = {q for q, _ in train}
-    test = list(dict(p for p in task.generate_problems(2 * eval_problems, steps, max_number, seed + 3)
-                     if p[0] not in seen).items())[:eval_problems]
-    if len(test) < eval_problems:
-        raise ValueError(f"only {len(test)} distinct test problems with --steps {steps} --max_number "
-                         f"{max_number}: ask for fewer --eval_problems or make the task larger")
-    script.make_out_dir(out_dir)
-    for split, problems in (("train", train), ("test", test)):
-        rows = [dict(zip(("question", "answer"), worked_solution(q, a))) for q, a in problems]
-        script.write_text(os.path.join(out_dir, f"{split}.jsonl"), "".join(json.dumps(r) + "\n" for r in rows))
-    return {"train": len(train), "test": len(test)}
-
-
-# ----------------------------------------------------------------------------
-# Prompts, and the head's data (data.py --input FILE.jsonl --format gsm8k --tokenizer DIR)
-
-
-def prompt_texts(questions, meta, tokenizer, shots=(), instruction=INSTRUCTION):
-    """Each question as the model's prompt: after len(shots) solved problems as plain text when shots
-    are given, else in the model's chat template (with the instruction after it)."""
-    if shots:
-        solved = "".join(f"Question: {q}\nAnswer: {a}\n\n" for q, a, _ in shots)
-        return [f"{solved}Question: {q}\nAnswer:" for q in questions]
-    if not meta.get("chat_template"):
-        raise ValueError("this model has no chat template: pass --fewshot N --train FILE.jsonl (solved problems)")
-    return [pretrained_tokenizer.render_chat(meta, f"{q}\n{instruction}".strip(), tokenizer) for q in questions]
-
-
-def answer_marker(prompts, end):
-    """(the id at the latest position j of the first prompt that is not the end id and that every prompt
-    has at the same distance from its end and nowhere before; how many tokens follow it): the answer
-    marker data.answer_mask needs. ValueError when no token is one."""
-    first = prompts[0]
-    for j in range(len(first) - 1, -1, -1):
-        tail = len(first) - j
-        if first[j] != end and all(len(p) >= tail and p[-tail] == first[j] and first[j] not in p[:-tail]
-                                   for p in prompts):
-            return first[j], tail - 1
-    raise ValueError("no token marks where the answer starts in every prompt: use a model with a chat template")
-
-
-def head_examples(problems, tokenizer, meta, instruction=INSTRUCTION):
-    """(token ids of each problem: prompt, answer, end of turn; the answer marker; the end-of-turn id; the
-    number of answer-mask positions in each problem)."""
-    end = (meta["stop_ids"] or [meta.get("eos_id")])[0]
-    if end is None:
-        raise ValueError("the model names no end of text or of turn in tokenizer_meta.json: convert it again")
-    chat = bool(meta.get("chat_template"))
-    texts = prompt_texts([q for q, _, _ in problems], meta, tokenizer, (), instruction) if chat else \
-        [f"Question: {q}\nAnswer:" for q, _, _ in problems]
-    prompts = [pretrained_tokenizer.encode(tokenizer, meta, t) for t in texts]
-    answers = [tokenizer.encode(a if chat else " " + a, add_special_tokens=False).ids + [end] for _, a, _ in problems]
-    marker, cue = answer_marker(prompts, end)
-    if any(end in a[:-1] for a in answers):
-        raise ValueError("an answer holds the model's end-of-turn token: remove it from the file")
-    return [p + a for p, a in zip(prompts, answers)], marker, end, [cue + len(a) for a in answers]
-
-
-def prepare_head_data(input_path, tokenizer_dir, out_dir, val_fraction=0.2, instruction=INSTRUCTION):
-    """Tokenize a GSM8K-format file with a converted model's tokenizer into out_dir (train.bin, val.bin,
-    tokenizer.json, meta.json with the answer marker): the last val_fraction of the problems is val.
-    Every problem's answer-mask positions are checked against data.answer_mask."""
-    problems = read_problems(input_path)
-    tokenizer, tok_meta = pretrained_tokenizer.load(tokenizer_dir)
-    if not 0 < val_fraction < 1 or len(problems) < 2:
-        raise ValueError(f"--val_fraction {val_fraction} must lie in (0, 1), and {input_path} needs 2 problems")
-    rows, marker, end, answered = head_examples(problems, tokenizer, tok_meta, instruction)
-    vocab_size, cut = tok_meta["vocab_size"], min(len(rows) - 1, max(1, round(len(rows) * (1 - val_fraction))))
-    script.make_out_dir(out_dir)
-    data.unmark_complete(out_dir)
-    script.write_atomically(os.path.join(out_dir, "tokenizer.json"), tokenizer.save)
-    meta = {"kind": "text", "source": os.path.basename(input_path), "format": "gsm8k", "vocab_size": vocab_size,
-            "eos_id": end, "answer_id": marker, "dtype": np.dtype(data.token_dtype(vocab_size)).name,
-            "problems": {"train": cut, "val": len(rows) - cut}}
-    for split, part, counts in (("train", rows[:cut], answered[:cut]), ("val", rows[cut:], answered[cut:])):
-        ids = np.array([i for r in part for i in r], dtype=np.int64)
-        expected = np.concatenate([np.arange(len(r)) >= len(r) - n for r, n in zip(part, counts)])
-        if not np.array_equal(data.answer_mask(ids, marker, end), expected):
-            raise ValueError(f"the chat template of {tokenizer_dir} puts its end of turn or the answer marker "
-                             "where data.answer_mask would misread the answers: this model cannot be used here")
-        data.write_split(os.path.join(out_dir, f"{split}.bin"), ids, vocab_size)
-        meta |= data.token_stats(split, np.bincount(ids, minlength=vocab_size))
-    return data.write_meta(out_dir, meta)
 
 
 # ----------------------------------------------------------------------------
@@ -282,7 +54,7 @@ def reply_text(tokenizer, ids, plain):
 
 def score(texts, finals):
     """(the number each reply gives or None, whether it is the right one)."""
-    given = [extract_answer(t) for t in texts]
+    given = [word_problems.extract_answer(t) for t in texts]
     return given, [g is not None and g == a for g, a in zip(given, finals)]
 
 
@@ -311,8 +83,8 @@ def samplers(args, model, device):
 def evaluate_file(args):
     """One row per sampler (accuracy, its 95 % Wilson interval, malformed share, reply lengths) and each reply."""
     device = pick_device(args.device)
-    problems = read_problems(args.task)[:args.problems or None]
-    shots = read_problems(args.train)[:args.fewshot] if args.fewshot else ()
+    problems = word_problems.read_problems(args.task)[:args.problems or None]
+    shots = word_problems.read_problems(args.train)[:args.fewshot] if args.fewshot else ()
     if len(shots) < args.fewshot:
         raise ValueError(f"--fewshot {args.fewshot} but {args.train} holds {len(shots)} problems: ask for fewer")
     model, ckpt = load_checkpoint(args.ckpt, device)
@@ -320,7 +92,7 @@ def evaluate_file(args):
         raise ValueError(f"{args.ckpt} is not a converted model: GSM8K-format files need one from convert.py "
                          f"(its tokenizer and chat template travel beside ckpt.pt)")
     tokenizer, meta = pretrained_tokenizer.load(os.path.dirname(args.ckpt) or ".")
-    texts = prompt_texts([q for q, _, _ in problems], meta, tokenizer, shots, args.instruction)
+    texts = word_problems.prompt_texts([q for q, _, _ in problems], meta, tokenizer, shots, args.instruction)
     prompts = [pretrained_tokenizer.encode(tokenizer, meta, t) for t in texts]
     if max(map(len, prompts)) + args.max_answer_tokens > model.config.max_seq_len:
         raise ValueError(f"the longest prompt ({max(map(len, prompts))} tokens) and --max_answer_tokens "
@@ -343,6 +115,7 @@ def evaluate_file(args):
                      "hit_budget": sum(len(r) == args.max_answer_tokens and r[-1] not in (stop_ids or [])
                                        for r in ids) / n})
         print(summary_line(rows[-1]), flush=True)
+        number_text = word_problems.number_text
         kept += [{"sampler": label, "problem": i, "reply": t, "given": None if g is None else number_text(g),
                   "answer": number_text(problems[i][2]), "correct": c}
                  for i, (t, g, c) in enumerate(zip(texts, given, correct))]
@@ -356,7 +129,7 @@ def summary_line(row):
 
 
 # ----------------------------------------------------------------------------
-# Command lines: evaluate.py --task FILE.jsonl (main) and data.py --format gsm8k (data_main)
+# Command line: evaluate.py --task FILE.jsonl
 
 
 def is_task_file(argv):
@@ -382,7 +155,8 @@ def run(argv=None):
     parser.add_argument("--fewshot", type=int, default=0, help="N solved problems of --train as plain text, "
                         "not the chat template")
     parser.add_argument("--train", help="the GSM8K-format file --fewshot takes its examples from")
-    parser.add_argument("--instruction", default=INSTRUCTION, help="put after each question in the chat template")
+    parser.add_argument("--instruction", default=word_problems.INSTRUCTION,
+                        help="put after each question in the chat template")
     parser.add_argument("--max_answer_tokens", type=int, default=256, help="the token budget of each reply")
     parser.add_argument("--samplers", nargs="+", default=["greedy", "temperature", "top_p", "min_p"],
                         choices=["greedy", "temperature", "top_p", "min_p", "minpplus"])
@@ -417,38 +191,6 @@ def run(argv=None):
     return results
 
 
-def data_main(argv):
-    """`python data.py ... --format gsm8k`: write the built-in problems (--task arithmetic) as GSM8K-format
-    files, or tokenize one (--input FILE.jsonl) with a converted model's tokenizer for the head."""
-    parser = argparse.ArgumentParser(prog="data.py --format gsm8k", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--format", choices=["gsm8k"], required=True)
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--task", choices=["arithmetic"], help="write the built-in word problems as "
-                        "train.jsonl and test.jsonl")
-    source.add_argument("--input", help="a GSM8K-format file to tokenize for the head (needs --tokenizer)")
-    parser.add_argument("--out_dir", required=True)
-    parser.add_argument("--tokenizer", help="--input: a converted model's directory (python convert.py)")
-    parser.add_argument("--val_fraction", type=float, default=0.2, help="--input: the last share of problems as val")
-    parser.add_argument("--instruction", default=INSTRUCTION, help="--input: as evaluate.py puts after each question")
-    parser.add_argument("--steps", type=int, default=2, help="--task: operations after the starting count")
-    parser.add_argument("--max_number", type=int, default=10, help="--task: every count is in 0..max_number")
-    parser.add_argument("--train_problems", type=int, default=1000, help="--task: problems in train.jsonl")
-    parser.add_argument("--eval_problems", type=int, default=500, help="--task: problems in test.jsonl")
-    parser.add_argument("--seed", type=int, default=0, help="--task")
-    args = parser.parse_args(argv)
-    if args.task:
-        sizes = write_gsm8k(args.out_dir, args.steps, args.max_number, args.train_problems, args.eval_problems,
-                              args.seed)
-        print(f"wrote {args.out_dir}: train.jsonl ({sizes['train']:,} problems), test.jsonl ({sizes['test']:,})")
-        return sizes
-    if not args.tokenizer:
-        raise ValueError("--input FILE.jsonl --format gsm8k needs --tokenizer DIR (a converted model's directory)")
-    meta = prepare_head_data(args.input, args.tokenizer, args.out_dir, args.val_fraction, args.instruction)
-    print(f"wrote {args.out_dir}: train {meta['train_tokens']:,} tokens ({meta['problems']['train']:,} problems), "
-          f"val {meta['val_tokens']:,} ({meta['problems']['val']:,}); answer marker id {meta['answer_id']}, "
-          f"end id {meta['eos_id']}")
-    return meta
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import data
+import corpus
 import synthetic
 from runtime import autocast, kept_message
 
@@ -29,7 +29,7 @@ def evaluate(model, splits, cfg, device, dtype, meta, truth):
         rng = np.random.default_rng(cfg.seed + 1)
         losses = []
         for _ in range(cfg.eval_batches):
-            x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
+            x, y = corpus.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
             with autocast(device, dtype):
                 _, loss = model(x, y)
             losses.append(loss.item())
@@ -49,7 +49,7 @@ def eval_baselines(cfg, meta, train_tokens, val_tokens, device):
     truth = None
     if meta["kind"] == "synthetic":
         truth = synthetic.truth_windows(meta, val_tokens, cfg.truth_windows, cfg.block_size, device)
-    return truth, unigram_loss(data.unigram_counts(meta, train_tokens), val_tokens)
+    return truth, unigram_loss(corpus.unigram_counts(meta, train_tokens), val_tokens)
 
 
 DIVERGED = math.log(2)  # an eval this far past the run's best (twice its perplexity), and above unigram: diverged

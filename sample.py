@@ -22,7 +22,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-import data
+import corpus
 import pretrained_tokenizer
 import script
 from head import MinPPlusHead, check_strength, log_ratio, log_threshold
@@ -367,11 +367,11 @@ def load_text_side(ckpt, ckpt_path, data_dir, vocab_size):
                              f"has {vocab_size}: convert the model again")
         return tokenizer, meta
     data_dir = data_dir or trained_data_dir(ckpt, ckpt_path)
-    meta = data.load_meta(data_dir)
+    meta = corpus.load_meta(data_dir)
     if meta["vocab_size"] != vocab_size:
         raise ValueError(f"{data_dir} has vocab_size {meta['vocab_size']} but the model has {vocab_size}: "
                          "pass the --data_dir the model was trained on")
-    return data.load_tokenizer(data_dir), meta
+    return corpus.load_tokenizer(data_dir), meta
 
 
 def prompt_of(args, tokenizer, meta):

@@ -5,17 +5,11 @@
     python evaluate.py --task data/arith --ckpt out/arith/ckpt.pt    # accuracy of every sampler
     python evaluate.py --task --quick                                # the whole pipeline on a tiny task, seconds
 
-Each problem is a few steps of small-number arithmetic about a named person and one kind of
-thing, in plain words, ending with the answer marker, the answer and <eos>:
-
-    tom has 3 apples . anna gives him 5 apples . then he loses 2 apples .
-    how many apples does tom have now ? answer 6 <eos>
-
-Numbers are single tokens ("0" .. max_number) and every running count stays in that range,
-so the answer is one token. The evaluation samples an answer to each held-out problem with
-every method at each temperature and scores exact matches: it tunes top_p and min_p on one
-part of the held-out problems, fits MinP+ heads (on all positions and on answer positions
-only, at each temperature) on the first half of val, and reports on the other part.
+The problems (word_problems.py) are small-number arithmetic in plain words whose answer is one
+token. The evaluation samples an answer to each held-out problem with every method at each
+temperature and scores exact matches: it tunes top_p and min_p on one part of the held-out
+problems, fits MinP+ heads (on all positions and on answer positions only, at each temperature)
+on the first half of val, and reports on the other part.
 """
 import argparse
 import json
@@ -27,121 +21,16 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-import data
+import corpus
 import metrics
 import script
 import train_head
 import votes
+import word_problems
 from model import load_checkpoint, pick_device
 from sample import check_temperatures, filter_logits, generate
+from synthetic import EOS
 from train import TrainConfig, main as train_main
-
-ANSWER = "answer"  # the marker: the tokens after it, up to and including <eos>, are the answer
-NAMES = {"tom": "he", "ben": "he", "sam": "he", "max": "he", "anna": "she", "lily": "she", "mia": "she", "zoe": "she"}
-OBJECT_PRONOUN = {"he": "him", "she": "her"}
-THINGS = "apples pens coins marbles cards eggs books shells stickers cookies".split()
-# one step's sentences: {s} the subject's pronoun, {o} its object form, {n} another name, {k} the amount, {t} the thing
-GAINS = ["{n} gives {o} {k} {t} .", "{s} finds {k} {t} .", "{s} buys {k} more {t} .", "{s} gets {k} {t} from {n} ."]
-LOSSES = ["{s} gives {k} {t} to {n} .", "{s} loses {k} {t} .", "{s} sells {k} {t} .", "{n} takes {k} {t} from {o} ."]
-STEP_PREFIXES = ["", "then ", "later ", "after that "]
-MAX_STEPS, MAX_NUMBER = 10, 999  # bounds that keep a problem within a small model's context and vocabulary
-
-
-def vocabulary(max_number):
-    """<eos> (id 0), <unk> (id 1), then every word the problems use, sorted: numbers are words too."""
-    words = {ANSWER, "how", "many", "does", "have", "now", "?", "has", "."} | set(NAMES) | set(THINGS)
-    words |= set(NAMES.values()) | set(OBJECT_PRONOUN.values())
-    for template in GAINS + LOSSES + STEP_PREFIXES:
-        words |= {w for w in template.split() if not w.startswith("{")}
-    return [data.EOS, data.UNK] + sorted(words | {str(i) for i in range(max_number + 1)})
-
-
-def draw_counts(n, steps, max_number, rng):
-    """Start counts (n,), signed amounts (n, steps) and answers (n,): the count stays in [0, max_number].
-
-    Each step gains or loses 1 or more at random, a gain when the count is 0, a loss at max_number."""
-    count = rng.integers(0, max_number + 1, size=n)
-    start, amounts = count.copy(), np.zeros((n, steps), dtype=np.int64)
-    for step in range(steps):
-        gain = np.where(count == 0, True, np.where(count == max_number, False, rng.random(n) < 0.5))
-        room = np.where(gain, max_number - count, count)  # the most this step can add or take
-        amount = 1 + (rng.random(n) * room).astype(np.int64)  # uniform in 1..room
-        amounts[:, step] = np.where(gain, amount, -amount)
-        count = count + amounts[:, step]
-    return start, amounts, count
-
-
-def generate_problems(n, steps=2, max_number=10, seed=0):
-    """n problems as (question text ending with the answer marker, answer), deterministic in seed."""
-    if not (1 <= steps <= MAX_STEPS and 2 <= max_number <= MAX_NUMBER):
-        raise ValueError(f"steps={steps}, max_number={max_number}: need 1 <= --steps <= {MAX_STEPS} and "
-                         f"2 <= --max_number <= {MAX_NUMBER}")
-    rng = np.random.default_rng(seed)
-    start, amounts, answers = draw_counts(n, steps, max_number, rng)
-    names = list(NAMES)
-    who = rng.integers(0, len(names), size=n)
-    others = (who[:, None] + rng.integers(1, len(names), size=(n, steps))) % len(names)  # never the subject
-    things = rng.integers(0, len(THINGS), size=n)
-    templates = rng.integers(0, len(GAINS), size=(n, steps))
-    prefixes = rng.integers(0, len(STEP_PREFIXES), size=(n, steps))
-    problems = []
-    for i in range(n):
-        name, thing = names[who[i]], THINGS[things[i]]
-        s = NAMES[name]
-        sentences = [f"{name} has {start[i]} {thing} ."]
-        for j, k in enumerate(amounts[i]):
-            template = (GAINS if k > 0 else LOSSES)[templates[i, j]]
-            sentence = template.format(s=s, o=OBJECT_PRONOUN[s], n=names[others[i, j]], k=abs(k), t=thing)
-            sentences.append((STEP_PREFIXES[prefixes[i, j]] if j else "") + sentence)
-        sentences.append(f"how many {thing} does {name} have now ? {ANSWER}")
-        problems.append((" ".join(sentences), int(answers[i])))
-    return problems
-
-
-def encode(text, token_id):
-    return [token_id[w] for w in text.split()]
-
-
-def problem_tokens(problems, token_id):
-    """Whole examples, each `question answer N <eos>`, after one leading <eos> (as data.py's corpora)."""
-    ids = [token_id[data.EOS]]
-    for question, answer in problems:
-        ids += encode(question, token_id) + [token_id[str(answer)], token_id[data.EOS]]
-    return ids
-
-
-def prepare_task(out_dir, steps=2, max_number=10, train_problems=100_000, val_problems=10_000,
-                 eval_problems=3_000, seed=0):
-    """Write the arithmetic task into out_dir: tokenizer.json, train.bin, val.bin, meta.json (as
-    data.py writes them) and problems.jsonl (held-out questions with their answers, none of them
-    a question of train or val)."""
-    if min(train_problems, val_problems, eval_problems) < 1:
-        raise ValueError("--train_problems, --val_problems and --eval_problems must be at least 1")
-    vocab = vocabulary(max_number)
-    token_id = {w: i for i, w in enumerate(vocab)}
-    splits = {"train": generate_problems(train_problems, steps, max_number, seed + 1),
-              "val": generate_problems(val_problems, steps, max_number, seed + 2)}
-    seen = {question for problems in splits.values() for question, _ in problems}
-    held_out = [p for p in generate_problems(2 * eval_problems, steps, max_number, seed + 3) if p[0] not in seen]
-    held_out = list(dict(held_out).items())[:eval_problems]  # distinct questions too
-    if len(held_out) < eval_problems:
-        raise ValueError(f"only {len(held_out)} distinct held-out problems with --steps {steps} --max_number "
-                         f"{max_number}: ask for fewer --eval_problems or make the task larger")
-    script.make_out_dir(out_dir)
-    data.unmark_complete(out_dir)
-    script.write_atomically(os.path.join(out_dir, "tokenizer.json"), data.word_tokenizer(vocab).save)
-    meta = {"kind": "task", "task": "arithmetic", "seed": seed, "steps": steps, "max_number": max_number,
-            "vocab_size": len(vocab), "eos_id": token_id[data.EOS], "answer_id": token_id[ANSWER],
-            "dtype": np.dtype(data.token_dtype(len(vocab))).name,
-            "problems": {"train": train_problems, "val": val_problems, "held_out": len(held_out)}}
-    for split, problems in splits.items():
-        ids = problem_tokens(problems, token_id)
-        data.write_split(os.path.join(out_dir, f"{split}.bin"), ids, len(vocab))
-        meta |= data.token_stats(split, np.bincount(ids, minlength=len(vocab)))  # start-up then scans nothing
-    lines = [json.dumps({"question": q, "answer": a}) for q, a in held_out]
-    script.write_text(os.path.join(out_dir, "problems.jsonl"), "\n".join(lines) + "\n")
-    data.write_meta(out_dir, meta)
-    return meta
 
 
 # ----------------------------------------------------------------------------
@@ -189,7 +78,7 @@ def load_problems(data_dir, token_id=None):
     if not os.path.exists(path):
         raise ValueError(f"no problems.jsonl in {data_dir}: prepare the task with "
                          f"`python data.py --task arithmetic --out_dir {data_dir}`")
-    token_id = token_id or data.load_tokenizer(data_dir).get_vocab()  # every word and answer must be a token
+    token_id = token_id or corpus.load_tokenizer(data_dir).get_vocab()  # every word and answer must be a token
     problems = []
     with open(path, errors="replace") as f:
         for number, line in enumerate(f, 1):
@@ -215,7 +104,7 @@ class Problems:
     token ids of the answers (for exact expected accuracy)."""
 
     def __init__(self, problems, token_id):
-        self.prompts = [[token_id[data.EOS]] + encode(q, token_id) for q, _ in problems]
+        self.prompts = [[token_id[EOS]] + word_problems.encode(q, token_id) for q, _ in problems]
         self.answers = [a for _, a in problems]
         self.answer_ids = [token_id[str(a)] for a in self.answers]
 
@@ -294,7 +183,7 @@ def sampler_settings(temperature, tune_logits, tune_set, eos_id, heads):
 
 
 def task_meta(data_dir):
-    meta = data.load_meta(data_dir)
+    meta = corpus.load_meta(data_dir)
     if meta.get("kind") != "task":
         raise ValueError(f"{data_dir} holds no task (meta.json kind {meta.get('kind')!r}): "
                          f"prepare one with `python data.py --task arithmetic --out_dir {data_dir}`")
@@ -309,7 +198,7 @@ def evaluate_task(model, data_dir, temperatures=TEMPERATURES, tune_problems=1000
     if meta["vocab_size"] != model.config.vocab_size:
         raise ValueError(f"{data_dir} has vocab_size {meta['vocab_size']} but the model has "
                          f"{model.config.vocab_size}: pass the checkpoint trained on this task")
-    token_id = data.load_tokenizer(data_dir).get_vocab()
+    token_id = corpus.load_tokenizer(data_dir).get_vocab()
     number_of = {i: int(w) for w, i in token_id.items() if w.isdigit()}
     problems, eos_id = load_problems(data_dir, token_id), meta["eos_id"]
     if len(problems) < tune_problems + report_problems:
@@ -400,36 +289,16 @@ def plot_accuracy(rows, path):
 
 
 # ----------------------------------------------------------------------------
-# Command lines: data.py --task arithmetic (prepare_main) and the evaluation (main)
+# Command line: evaluate.py --task DIR
 
 
-def prepare_main(argv):
-    """`python data.py --task arithmetic ...`: data.py hands its whole command line here."""
-    parser = argparse.ArgumentParser(prog="data.py --task arithmetic", description="Word problems with exact "
-                                     "answers: the corpus, its word-level tokenizer and held-out problems.")
-    parser.add_argument("--task", choices=["arithmetic"], required=True)
-    parser.add_argument("--out_dir", default="data/arith")
-    parser.add_argument("--steps", type=int, default=2, help="operations after the starting count")
-    parser.add_argument("--max_number", type=int, default=10, help="every count and amount is in 0..max_number")
-    parser.add_argument("--train_problems", type=int, default=100_000)
-    parser.add_argument("--val_problems", type=int, default=10_000)
-    parser.add_argument("--eval_problems", type=int, default=3_000, help="held-out problems (problems.jsonl)")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    meta = prepare_task(args.out_dir, args.steps, args.max_number, args.train_problems, args.val_problems,
-                        args.eval_problems, args.seed)
-    sizes = {s: os.path.getsize(os.path.join(args.out_dir, f"{s}.bin")) // np.dtype(meta["dtype"]).itemsize
-             for s in ("train", "val")}
-    print(f"wrote {args.out_dir}: vocab {meta['vocab_size']}, train {sizes['train']:,} tokens, val "
-          f"{sizes['val']:,} tokens, {meta['problems']['held_out']:,} held-out problems")
-    return meta
 
 
 def quick_setup(out_dir, device):
     """--quick: a tiny task and a tiny LM trained for 200 steps (it learns the answer format, little arithmetic),
     to check the pipeline, not the accuracy."""
     data_dir = os.path.join(out_dir, "data")
-    prepare_task(data_dir, train_problems=3000, val_problems=400, eval_problems=150)
+    word_problems.prepare_task(data_dir, train_problems=3000, val_problems=400, eval_problems=150)
     train_main(["--data_dir", data_dir, "--out_dir", out_dir, "--dim", "32", "--n_layers", "2", "--n_heads", "4",
                 "--n_kv_heads", "2", "--max_seq_len", "64", "--batch_size", "8", "--max_steps", "200", "--lr", "1e-2",
                 "--warmup_steps", "10", "--eval_interval", "200", "--eval_batches", "2", "--device", device])

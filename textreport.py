@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+import corpus
 import data
 import metrics
 import reporting
@@ -34,7 +35,7 @@ AUTO = "minpplus auto"
 
 def tiled_windows(tokens, n_windows, length):
     """Non-overlapping windows (n, length) of any text, spread over it (real text has no p*)."""
-    starts = np.concatenate(data.tiling_batches(tokens, n_windows, length - 1, n_windows * (length - 1)))
+    starts = np.concatenate(corpus.tiling_batches(tokens, n_windows, length - 1, n_windows * (length - 1)))
     return np.stack([np.asarray(tokens[s:s + length]) for s in starts]).astype(np.int64)
 
 

@@ -22,6 +22,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
+import corpus
 import data
 import script
 import synthetic
@@ -217,13 +218,13 @@ def open_data(cfg, master, world_size):
     `python train.py` works anywhere (by rank 0, while the other ranks wait)."""
     if master and not os.path.exists(os.path.join(cfg.data_dir, "meta.json")):
         if os.path.normpath(cfg.data_dir) != os.path.normpath(TrainConfig.data_dir):
-            data.load_meta(cfg.data_dir)  # raises the message that says how to prepare it
+            corpus.load_meta(cfg.data_dir)  # raises the message that says how to prepare it
         print(f"generating the synthetic language into {cfg.data_dir} ...")
         data.prepare_synthetic(cfg.data_dir)
     if world_size > 1:
         dist.barrier()
-    meta = data.load_meta(cfg.data_dir)
-    return meta, data.open_split(cfg.data_dir, "train", meta), data.open_split(cfg.data_dir, "val", meta)
+    meta = corpus.load_meta(cfg.data_dir)
+    return meta, corpus.open_split(cfg.data_dir, "train", meta), corpus.open_split(cfg.data_dir, "val", meta)
 
 
 # ----------------------------------------------------------------------------
@@ -282,7 +283,7 @@ def train_step(train_model, model, optimizer, scaler, tokens, rng, cfg, device, 
     for micro in range(cfg.grad_accum):
         if isinstance(train_model, DistributedDataParallel):  # average gradients once, on the last micro-step
             train_model.require_backward_grad_sync = micro == cfg.grad_accum - 1
-        x, y = data.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
+        x, y = corpus.get_batch(tokens, cfg.batch_size, cfg.block_size, rng, device)
         with autocast(device, dtype):
             _, loss = train_model(x, y)
         scaler.scale(loss / cfg.grad_accum).backward()

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-import data
+import corpus
 import script
 import synthetic
 from head import MinPPlusHead, chunk_stats, diagnostics, format_diagnostics, plot_curve, target_counts
@@ -45,7 +45,7 @@ def frozen_dtype(device, dtype="auto"):
 @torch.no_grad()
 def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True, temperatures=None):
     """Bucket statistics (S, b, log p_y) of about n_tokens positions (whole non-overlapping windows
-    of the context length: each position at most once; data.tiling_batches) at cfg.temperature;
+    of the context length: each position at most once; corpus.tiling_batches) at cfg.temperature;
     with temperatures (a list), a list of them, one per temperature, all from the same forward
     passes (the forward is the cost: each extra temperature adds only its bucket sums).
 
@@ -66,9 +66,9 @@ def collect_stats(model, head, tokens, n_tokens, cfg, device, overlap=True, temp
                                  temperatures=temps)
 
     stats = []  # per batch: one (S, b, log p_y) per temperature
-    for starts in tqdm(data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens),
+    for starts in tqdm(corpus.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens),
                        desc="frozen forward", dynamic_ncols=True, leave=False):
-        x, y = data.windows_at(tokens, starts, cfg.block_size, device)
+        x, y = corpus.windows_at(tokens, starts, cfg.block_size, device)
         with autocast(device, dtype):
             logits = model(x)
         if side is None:
@@ -99,9 +99,9 @@ def answer_rows(tokens, n_tokens, cfg, meta):
     if meta.get("answer_id") is None:
         raise ValueError(f"--head_positions answer needs task data, whose meta.json names its answer marker; "
                          f"{cfg.data_dir} has none: prepare one with python data.py --task arithmetic")
-    mask = data.answer_mask(tokens, meta["answer_id"], meta["eos_id"])
-    starts = np.concatenate(data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens))
-    targets = np.stack([mask[i + 1:i + cfg.block_size + 1] for i in starts])  # as data.windows_at's y
+    mask = corpus.answer_mask(tokens, meta["answer_id"], meta["eos_id"])
+    starts = np.concatenate(corpus.tiling_batches(tokens, cfg.batch_size, cfg.block_size, n_tokens))
+    targets = np.stack([mask[i + 1:i + cfg.block_size + 1] for i in starts])  # as corpus.windows_at's y
     if not targets.any():
         raise ValueError(f"no answer tokens among the {targets.size:,} positions read from {cfg.data_dir}: "
                          f"raise --head_tokens")
@@ -187,9 +187,9 @@ def head_texts(cfg, meta):
     temperature, the head corrects how the LM predicts text it has not seen, and on its own
     training text an LM that has overfit looks sharper than it is (on tiny Shakespeare a head
     fitted on train made held-out CE 1 % worse; fitted on held-out text it did no harm)."""
-    val_tokens = data.open_split(cfg.data_dir, "val", meta)
+    val_tokens = corpus.open_split(cfg.data_dir, "val", meta)
     if cfg.head_data == "train":
-        return data.open_split(cfg.data_dir, "train", meta), val_tokens
+        return corpus.open_split(cfg.data_dir, "train", meta), val_tokens
     half = len(val_tokens) // 2
     if half <= cfg.block_size:
         raise ValueError(f"{cfg.data_dir}'s val split ({len(val_tokens):,} tokens) is too short to halve into "
@@ -343,7 +343,7 @@ def train_head(cfg):
     torch.manual_seed(cfg.seed)
     model, ckpt, init_from = frozen_model(cfg, device)
     lm_fingerprint = fingerprint(model)  # names these weights in head_ckpt.pt and head.json
-    meta = data.load_meta(cfg.data_dir)
+    meta = corpus.load_meta(cfg.data_dir)
     if meta["vocab_size"] != model.config.vocab_size:
         raise ValueError(f"{cfg.data_dir} has vocab_size {meta['vocab_size']} but {init_from} has "
                          f"{model.config.vocab_size}: pass the --data_dir the model was trained on")

@@ -20,6 +20,7 @@ import time
 
 import torch
 
+import corpus
 import data
 import synthetic
 from bench.head import device_name
@@ -67,7 +68,7 @@ def prepare_in_memory(input_path, out_dir, vocab_size):
     tok = data.bpe_tokenizer(text[:cut].splitlines(keepends=True), vocab_size)
     for split, part in (("train", text[:cut]), ("val", text[cut:])):
         ids = [i for enc in tok.encode_batch(part.splitlines(keepends=True)) for i in enc.ids]
-        data.write_split(os.path.join(out_dir, f"{split}.bin"), ids, tok.get_vocab_size())
+        corpus.write_split(os.path.join(out_dir, f"{split}.bin"), ids, tok.get_vocab_size())
 
 
 def main(argv=None):

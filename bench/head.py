@@ -235,7 +235,7 @@ def bench_training(args, device):
     train.py does it) against the frozen forward alone over the same N tokens."""
     import numpy as np
 
-    import data
+    import corpus
     from model import PRESETS, ModelConfig, Transformer
 
     settings = {**PRESETS[args.preset], "vocab_size": args.vocab[0]}
@@ -246,8 +246,8 @@ def bench_training(args, device):
 
     @torch.no_grad()
     def frozen_forward():
-        for starts in data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, args.train_tokens):
-            x, _ = data.windows_at(tokens, starts, cfg.block_size, str(device))
+        for starts in corpus.tiling_batches(tokens, cfg.batch_size, cfg.block_size, args.train_tokens):
+            x, _ = corpus.windows_at(tokens, starts, cfg.block_size, str(device))
             with train_head.autocast(str(device), train_head.frozen_dtype(str(device))):
                 model(x)
 

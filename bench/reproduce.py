@@ -8,12 +8,13 @@ A table in README.md or docs/*.md is checked when the line `<!-- reproduce: STUD
 right above it (`<!-- reproduce: STUDY "SECTION" -->`: only against the rerun's tables under that
 heading, where several share their columns). The study's commands run in --work_dir (default
 out/reproduce) exactly as a user types them; its outputs are turned into markdown tables by the
-same functions the scripts use, and each claimed table must be a part of one of them: every header cell found in the rerun's
-header, every row found by its label cells (T, sampler, family, run). A claimed cell that states
-an interval, `x (lo–hi)`, passes when the rerun's x lies inside [lo, hi]; any other number must
-equal the rerun's as printed, since each run is deterministic on one machine (`--tolerance` for
-another machine). A figure that moved is a line naming the file, the table and the row; the
-exit status is 1 when any moved. Run it before every change to the results in the docs.
+same functions the scripts use, and each claimed table must be a part of one of them: every
+header cell found in the rerun's header, every row found by its label cells (T, sampler, family,
+run). A claimed cell that states an interval, `x (lo–hi)`, passes when the rerun's x lies
+inside [lo, hi]; any other number must equal the rerun's as printed, since each run is
+deterministic on one machine (`--tolerance` for another machine). A figure that moved is a
+line naming the file, the table and the row; the exit status is 1 when any moved. Run it
+before every change to the results in the docs.
 """
 import argparse
 import glob

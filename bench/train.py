@@ -7,7 +7,7 @@
     python -m bench.train --optimizer              # instead: one AdamW step alone, ours against torch's
     python -m bench.train --profile                # instead: the profiler's table of our training step
 
-One training step is what train.py does: a batch of random windows (data.get_batch), forward
+One training step is what train.py does: a batch of random windows (corpus.get_batch), forward
 and loss (bf16 autocast on CUDA, fp32 on a CPU), backward, gradient clipping at 1.0, an AdamW
 step, zero_grad. Side by side in the same process, in interleaved rounds:
   ours      model.Transformer + optim.AdamW + optim.clip_grad_norm_
@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from bench.generate import hf_twin
 from bench.head import device_name, sync, time_ms
-from data import get_batch
+from corpus import get_batch
 from model import PRESETS, ModelConfig, Transformer
 from optim import AdamW, clip_grad_norm_
 import runtime

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-import data
+import corpus
 import sample
 import train
 import train_head
@@ -37,9 +37,9 @@ def test_all_temperature_statistics_equal_one_pass_per_temperature(dtype):
         head.bucket_stats(logits, targets, temperatures=[1.0, 0.0])
 
 
-def test_collect_stats_at_every_temperature_equal_a_run_per_temperature(corpus):
-    meta = data.load_meta(corpus)
-    tokens = data.open_split(corpus, "val", meta)
+def test_collect_stats_at_every_temperature_equal_a_run_per_temperature(syn_dir):
+    meta = corpus.load_meta(syn_dir)
+    tokens = corpus.open_split(syn_dir, "val", meta)
     torch.manual_seed(0)
     model = Transformer(ModelConfig(vocab_size=meta["vocab_size"], dim=32, n_layers=2, n_heads=4, n_kv_heads=2,
                                     max_seq_len=32)).eval().requires_grad_(False)
@@ -95,7 +95,7 @@ def test_auto_picks_the_temperature_the_logits_were_made_at(made_at):
         dataclasses.replace(cfg, temperature=made_at), "cpu")[1])
 
 
-def head_run(out_dir, corpus, ckpt, *extra):
+def head_run(out_dir, syn_dir, ckpt, *extra):
     return train.main(["--head", "minpplus", "--out_dir", str(out_dir), "--init_from", str(ckpt), "--device", "cpu",
                        "--head_tokens", "3000", "--head_val_tokens", "1500", "--batch_size", "8",
                        "--truth_windows", "4", "--head_epochs", "20", *extra])
@@ -107,18 +107,18 @@ def read_rows(path):
 
 
 @pytest.fixture(scope="module")
-def lm(corpus, tmp_path_factory):
+def lm(syn_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("lm")
-    train.main(["--data_dir", corpus, "--out_dir", str(out), "--dim", "32", "--n_layers", "2", "--n_heads", "4",
+    train.main(["--data_dir", syn_dir, "--out_dir", str(out), "--dim", "32", "--n_layers", "2", "--n_heads", "4",
                 "--n_kv_heads", "2", "--max_seq_len", "32", "--batch_size", "8", "--max_steps", "30",
                 "--eval_interval", "30", "--eval_batches", "2", "--truth_windows", "4", "--device", "cpu",
                 "--lr", "1e-2", "--warmup_steps", "5"])
     return out / "ckpt.pt"
 
 
-def test_auto_head_json_records_the_chosen_temperature_and_sampling_uses_it(tmp_path, corpus, lm, capsys):
+def test_auto_head_json_records_the_chosen_temperature_and_sampling_uses_it(tmp_path, syn_dir, lm, capsys):
     grid = "0.8,1.3,2"
-    head_run(tmp_path / "auto", corpus, lm, "--temperature", "auto", "--head_t_grid", grid)
+    head_run(tmp_path / "auto", syn_dir, lm, "--temperature", "auto", "--head_t_grid", grid)
     record = json.loads((tmp_path / "auto" / "head.json").read_text())
     search = record["temperature_search"]
     assert [r["temperature"] for r in search] == [0.8, 1.0, 1.3, 2.0]  # 1 joins every grid
@@ -134,7 +134,7 @@ def test_auto_head_json_records_the_chosen_temperature_and_sampling_uses_it(tmp_
     # the kept head is the one a fixed --temperature run at the chosen T fits, and the search's rows
     # are what fixed runs at each temperature report
     for T in (chosen, 2.0):
-        head_run(tmp_path / str(T), corpus, lm, "--temperature", str(T))
+        head_run(tmp_path / str(T), syn_dir, lm, "--temperature", str(T))
         fixed = read_rows(tmp_path / str(T) / "head_metrics.jsonl")[-1]
         row = next(r for r in search if r["temperature"] == T)
         assert row["head_ce"] == pytest.approx(fixed["head_ce"], rel=1e-5)
@@ -144,17 +144,17 @@ def test_auto_head_json_records_the_chosen_temperature_and_sampling_uses_it(tmp_
     assert np.allclose(fixed_record["weights"], record["weights"], rtol=1e-5, atol=1e-7)
     assert "temperature_search" not in fixed_record
     # ce_t1 is the plain LM at T = 1 on the same held-out positions: a T = 1 run's base CE
-    head_run(tmp_path / "one", corpus, lm, "--temperature", "1")
+    head_run(tmp_path / "one", syn_dir, lm, "--temperature", "1")
     assert read_rows(tmp_path / "one" / "head_metrics.jsonl")[-1]["base_ce"] == pytest.approx(rows[-1]["ce_t1"])
 
 
-def test_auto_flags_are_checked_before_any_work(tmp_path, corpus, lm, capsys):
+def test_auto_flags_are_checked_before_any_work(tmp_path, syn_dir, lm, capsys):
     for flags, message in ((["--head_t_grid", "1,2"], "--head_t_grid only applies to --temperature auto"),
                            (["--temperature", "auto", "--head_t_grid", "1,x"], "write temperatures separated by"),
                            (["--temperature", "auto", "--head_t_grid", "0,1"], "--head_t_grid holds 0")):
         with pytest.raises(SystemExit, match=message):
-            head_run(tmp_path, corpus, lm, *flags)
+            head_run(tmp_path, syn_dir, lm, *flags)
         assert not (tmp_path / "head_ckpt.pt").exists()
     with pytest.raises(SystemExit):
-        head_run(tmp_path, corpus, lm, "--temperature", "hot")
+        head_run(tmp_path, syn_dir, lm, "--temperature", "hot")
     assert "--temperature: 'hot' is neither a number nor auto" in capsys.readouterr().err

@@ -30,8 +30,8 @@ TEXT = ("The quick brown fox jumps over the lazy dog. It's 10:45 and the price i
         "WE'LL SEE; they'd've DONE it. 3.14159 1e-5 0x1F 100000 12345678\n")
 VARIED = ["Hello world", "It costs $3,450.75 today, up 12% from 2019.", "   a  b   c    d\n\n\n\te",
           "class A:\n    def f(self):\n        return {'k': [1, 2, 3]}\n", "Москва — столица России.",
-          "北京是中国的首都。", "naïve café 🙂 emoji 🚀🚀", "don't you'll WE'RE I'M", "<|im_start|>user\nhi<|im_end|>\n",
-          "99999 1234567",
+          "北京是中国的首都。", "naïve café 🙂 emoji 🚀🚀", "don't you'll WE'RE I'M",
+          "<|im_start|>user\nhi<|im_end|>\n", "99999 1234567",
           "trailing spaces   ", "\n\nleading newlines"]
 # the pre-tokenizers of the models' own tokenizer.json files, written out here as the known answers
 LLAMA3 = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+"
@@ -405,6 +405,7 @@ def test_greedy_generation_equals_transformers_and_stops_at_any_stop_id(built, t
 
 
 def test_sample_data_train_and_evaluate_run_on_a_converted_model(built, tmp_path, capsys):
+    import corpus
     import data
     import evaluate
     import train
@@ -421,7 +422,7 @@ def test_sample_data_train_and_evaluate_run_on_a_converted_model(built, tmp_path
                    "no tokenizer_meta.json.*convert.py", data.main)  # a folder not yet converted
     assert not os.path.exists(data_dir)
     data.main(["--input", str(text), "--tokenizer", str(model_dir), "--out_dir", str(data_dir)])
-    meta = data.load_meta(str(data_dir))
+    meta = corpus.load_meta(str(data_dir))
     assert meta["vocab_size"] == tok.get_vocab_size()
     train_ids = np.fromfile(data_dir / "train.bin", dtype=meta["dtype"])
     assert train_ids[:50].tolist() == tok.encode(TEXT, add_special_tokens=False).ids[:50]  # the model's own tokens
@@ -438,6 +439,7 @@ def test_sample_data_train_and_evaluate_run_on_a_converted_model(built, tmp_path
 
 
 def test_auto_temperature_head_on_a_converted_model(built, tmp_path, capsys):
+    import corpus
     import data
     import train
     from train_head import AUTO_T_GRID
@@ -449,7 +451,7 @@ def test_auto_temperature_head_on_a_converted_model(built, tmp_path, capsys):
     text.write_text("".join(f"Sentence {i % 7}: the fox jumps over {i % 5} lazy dogs and the price is ${i}.\n"
                             for i in range(300)))
     data.main(["--input", str(text), "--tokenizer", str(model_dir), "--out_dir", str(data_dir)])
-    assert data.load_meta(str(data_dir))["vocab_size"] == tok.get_vocab_size()
+    assert corpus.load_meta(str(data_dir))["vocab_size"] == tok.get_vocab_size()
     train.main(["--head", "minpplus", "--temperature", "auto", "--init_from", ckpt, "--data_dir", str(data_dir),
                 "--out_dir", str(head_dir), "--block_size", "32", "--batch_size", "4", "--head_tokens", "512",
                 "--head_val_tokens", "256", "--head_epochs", "5", "--device", "cpu"])

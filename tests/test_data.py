@@ -8,6 +8,7 @@ import pytest
 import torch
 from tqdm import tqdm
 
+import corpus
 import data
 import script
 import synthetic
@@ -22,10 +23,10 @@ def lang():
 def test_loader_y_is_x_shifted_by_one_read_from_the_file(tmp_path):
     path = str(tmp_path / "train.bin")
     tokens = (np.arange(5000) * 7919) % 60000  # distinct neighbours, above uint8, within uint16
-    data.write_split(path, tokens, vocab_size=60000)
+    corpus.write_split(path, tokens, vocab_size=60000)
     memmap = np.memmap(path, dtype=np.uint16, mode="r")
     rng = np.random.default_rng(0)
-    x, y = data.get_batch(memmap, batch_size=8, block_size=32, rng=rng)
+    x, y = corpus.get_batch(memmap, batch_size=8, block_size=32, rng=rng)
     assert x.shape == y.shape == (8, 32)
     for row_x, row_y in zip(x.numpy(), y.numpy()):
         start = int(np.flatnonzero(tokens == row_x[0])[0])
@@ -36,17 +37,18 @@ def test_loader_y_is_x_shifted_by_one_read_from_the_file(tmp_path):
 def test_a_vocabulary_past_uint16_is_stored_as_uint32(tmp_path):
     ids = [0, 65535, 65536, 99999]
     for vocab, dtype in ((65536, "uint16"), (100_000, "uint32")):
-        data.write_split(str(tmp_path / "train.bin"), ids[:2] if vocab == 65536 else ids, vocab)
-        meta = {"vocab_size": vocab, "dtype": np.dtype(data.token_dtype(vocab)).name}
+        corpus.write_split(str(tmp_path / "train.bin"), ids[:2] if vocab == 65536 else ids, vocab)
+        meta = {"vocab_size": vocab, "dtype": np.dtype(corpus.token_dtype(vocab)).name}
         assert meta["dtype"] == dtype
-        assert data.open_split(str(tmp_path), "train", meta).tolist() == (ids[:2] if vocab == 65536 else ids)
+        assert corpus.open_split(str(tmp_path), "train", meta).tolist() == (ids[:2] if vocab == 65536 else ids)
 
 
 def test_tiling_batches_count_each_position_at_most_once():
     tokens = np.arange(1000, dtype=np.uint16)  # 31 whole windows of 32 (y needs one token past x)
 
     def windows(batch_size, n_tokens):
-        return [data.windows_at(tokens, starts, 32) for starts in data.tiling_batches(tokens, batch_size, 32, n_tokens)]
+        return [corpus.windows_at(tokens, starts, 32)
+                for starts in corpus.tiling_batches(tokens, batch_size, 32, n_tokens)]
 
     whole = windows(batch_size=8, n_tokens=10**6)  # more than the text
     x, y = (torch.cat(parts) for parts in zip(*whole))
@@ -59,7 +61,7 @@ def test_tiling_batches_count_each_position_at_most_once():
     assert (starts % 32 == 0).all() and (starts.diff() >= 96).all() and starts[-1] >= 27 * 32
     assert torch.equal(y, x + 1)
     with pytest.raises(ValueError, match="32 tokens cannot fill one window of 32"):
-        data.tiling_batches(tokens[:32], 4, 32, 100)
+        corpus.tiling_batches(tokens[:32], 4, 32, 100)
 
 
 def test_exact_probabilities_sum_to_one(lang):
@@ -109,10 +111,10 @@ def test_next_token_probs_rejects_windows_not_at_a_document_start(lang):
 def test_prepare_synthetic_writes_a_consistent_directory(tmp_path):
     out = str(tmp_path / "syn")
     data.prepare_synthetic(out, train_tokens=3000, val_tokens=1000, seed=0)
-    meta = data.load_meta(out)
-    train = data.open_split(out, "train", meta)
+    meta = corpus.load_meta(out)
+    train = corpus.open_split(out, "train", meta)
     assert meta["kind"] == "synthetic" and train.dtype == np.uint16 and len(train) >= 3000
-    tok = data.load_tokenizer(out)
+    tok = corpus.load_tokenizer(out)
     ids = tok.encode("the big cow saw his dog .").ids
     assert synthetic.SyntheticLanguage(0).decode(ids) == "the big cow saw his dog ."
 
@@ -123,8 +125,8 @@ def test_prepare_text_round_trips_the_text(tmp_path):
     src.write_text(text, encoding="utf-8")
     out = str(tmp_path / "txt")
     meta = data.prepare_text(str(src), out, vocab_size=300)
-    tok = data.load_tokenizer(out)
-    decoded = "".join(tok.decode(data.open_split(out, s, meta).tolist()) for s in ("train", "val"))
+    tok = corpus.load_tokenizer(out)
+    decoded = "".join(tok.decode(corpus.open_split(out, s, meta).tolist()) for s in ("train", "val"))
     assert decoded == text
     assert meta["val_bytes"] + meta["train_bytes"] == len(text.encode("utf-8"))
     assert meta["vocab_size"] <= 300 and meta["dtype"] == "uint16"
@@ -135,8 +137,9 @@ def test_prepare_text_keeps_crlf_and_cuts_val_near_the_mark(tmp_path):
     src = tmp_path / "crlf.txt"
     src.write_bytes(text.encode("utf-8"))
     meta = data.prepare_text(str(src), str(tmp_path / "o"), vocab_size=300)
-    tok = data.load_tokenizer(str(tmp_path / "o"))
-    assert "".join(tok.decode(data.open_split(str(tmp_path / "o"), s, meta).tolist()) for s in ("train", "val")) == text
+    tok = corpus.load_tokenizer(str(tmp_path / "o"))
+    out = str(tmp_path / "o")
+    assert "".join(tok.decode(corpus.open_split(out, s, meta).tolist()) for s in ("train", "val")) == text
     assert meta["train_bytes"] + meta["val_bytes"] == len(text.encode("utf-8"))
     # the last line break before 90 %, when it is near; the 90 % mark itself when it is not
     assert data.split_point("a" * 895 + "\n" + "b" * 104, 0.1) == 896  # within 1 % of the text: a whole line
@@ -155,13 +158,13 @@ def test_bad_inputs_exit_with_a_message(tmp_path):
     with pytest.raises(ValueError, match="holds 1 byte.*too few to split into train and val"):
         data.prepare_text(str(tmp_path / "one.txt"), str(tmp_path / "o"))
     with pytest.raises(ValueError, match="meta.json"):
-        data.load_meta(str(tmp_path / "nowhere"))
+        corpus.load_meta(str(tmp_path / "nowhere"))
     out = tmp_path / "bad"
     out.mkdir()
-    data.write_split(str(out / "train.bin"), [1, 2, 99], vocab_size=100)
+    corpus.write_split(str(out / "train.bin"), [1, 2, 99], vocab_size=100)
     (out / "meta.json").write_text(json.dumps({"kind": "text", "vocab_size": 50, "dtype": "uint16"}))
     with pytest.raises(ValueError, match="token id 99 >= vocab_size 50"):
-        data.open_split(str(out), "train", data.load_meta(str(out)))
+        corpus.open_split(str(out), "train", corpus.load_meta(str(out)))
     assert os.path.exists(out / "train.bin")  # nothing is lost
     with pytest.raises(ValueError, match="is a directory"):
         data.prepare_text(str(tmp_path), str(tmp_path / "o"))
@@ -172,7 +175,7 @@ def test_bad_inputs_exit_with_a_message(tmp_path):
     meta = {"kind": "text", "vocab_size": 100, "dtype": "uint32"}
     (out / "meta.json").write_text(json.dumps(meta))  # train.bin is 6 bytes of uint16s
     with pytest.raises(ValueError, match="not a whole number of uint32 tokens"):
-        data.open_split(str(out), "train", data.load_meta(str(out)))
+        corpus.open_split(str(out), "train", corpus.load_meta(str(out)))
     with pytest.raises(ValueError, match="too few for one window of 8"):
         synthetic.document_windows(np.zeros(8, dtype=np.uint16), 0, 4, 8)
     assert len(synthetic.document_windows(np.zeros(9, dtype=np.uint16), 0, 4, 8)) == 2  # starts 0 and 1
@@ -216,10 +219,10 @@ def test_streamed_preparation_writes_the_same_tokens_as_the_whole_text_in_memory
     tok, train_bytes, (train_ids, val_ids) = in_memory_prepare(text, vocab_size=400)
     assert meta["train_bytes"] == train_bytes
     assert json.loads((tmp_path / "o" / "tokenizer.json").read_text()) == json.loads(tok.to_str())
-    assert data.open_split(str(tmp_path / "o"), "train", meta).tolist() == train_ids
-    assert data.open_split(str(tmp_path / "o"), "val", meta).tolist() == val_ids
+    assert corpus.open_split(str(tmp_path / "o"), "train", meta).tolist() == train_ids
+    assert corpus.open_split(str(tmp_path / "o"), "val", meta).tolist() == val_ids
     assert text.encode("utf-8")[train_bytes - 1] == ord("\n")  # val starts on a whole line, so:
-    saved = data.load_tokenizer(str(tmp_path / "o"))  # encodes any text as its lines, one by one
+    saved = corpus.load_tokenizer(str(tmp_path / "o"))  # encodes any text as its lines, one by one
     assert saved.encode(text).ids == train_ids + val_ids
 
 
@@ -234,8 +237,8 @@ def test_texts_without_newlines_stream_in_bounded_pieces(tmp_path, monkeypatch):
     assert all(data.LINE_BREAK_RE.fullmatch(p[-1]) for p in pieces[:-1])  # cut after line breaks only
     meta = data.prepare_text(str(src), str(tmp_path / "o"), vocab_size=400)
     _, _, (train_ids, val_ids) = in_memory_prepare(old_mac, vocab_size=400)
-    assert data.open_split(str(tmp_path / "o"), "train", meta).tolist() == train_ids
-    assert data.open_split(str(tmp_path / "o"), "val", meta).tolist() == val_ids
+    assert corpus.open_split(str(tmp_path / "o"), "train", meta).tolist() == train_ids
+    assert corpus.open_split(str(tmp_path / "o"), "val", meta).tolist() == val_ids
     one_line = "naïve fox jumps " * 500  # 8,500 bytes and no line break: it must be cut, between characters
     src.write_text(one_line, encoding="utf-8")
     pieces = [text for _, text in data.text_pieces(str(src), 0, src.stat().st_size)]
@@ -249,20 +252,20 @@ def test_meta_holds_each_splits_count_max_id_and_the_train_unigram_counts(tmp_pa
     data.prepare_text(str(src), text_dir, vocab_size=400)
     data.prepare_synthetic(synthetic_dir, train_tokens=3000, val_tokens=1000)
     for out in (text_dir, synthetic_dir):
-        meta = data.load_meta(out)
+        meta = corpus.load_meta(out)
         for split in ("train", "val"):
-            tokens = np.asarray(data.open_split(out, split, meta))
+            tokens = np.asarray(corpus.open_split(out, split, meta))
             assert meta[f"{split}_tokens"] == len(tokens) and meta[f"{split}_max_id"] == tokens.max()
-        counts = np.bincount(data.open_split(out, "train", meta), minlength=meta["vocab_size"])
-        assert np.array_equal(data.unigram_counts(meta, None), counts)
+        counts = np.bincount(corpus.open_split(out, "train", meta), minlength=meta["vocab_size"])
+        assert np.array_equal(corpus.unigram_counts(meta, None), counts)
         old_meta = {k: v for k, v in meta.items() if k not in ("train_max_id", "train_unigram_counts")}
-        assert np.array_equal(data.unigram_counts(old_meta, data.open_split(out, "train", old_meta)), counts)
+        assert np.array_equal(corpus.unigram_counts(old_meta, corpus.open_split(out, "train", old_meta)), counts)
     meta["train_tokens"] += 1
     with pytest.raises(ValueError, match="meta.json says"):
-        data.open_split(synthetic_dir, "train", meta)
+        corpus.open_split(synthetic_dir, "train", meta)
     meta["train_unigram_counts"].pop()
     with pytest.raises(ValueError, match="train_unigram_counts hold 186 counts for vocab_size 187"):
-        data.unigram_counts(meta, None)
+        corpus.unigram_counts(meta, None)
 
 
 def test_the_cut_in_bytes_is_the_cut_in_characters_and_never_splits_a_character():
@@ -352,7 +355,7 @@ def test_an_interrupted_preparation_over_a_prepared_directory_leaves_no_meta_jso
     latin1.write_bytes(b"fine line\n" * 300 + "caf\xe9\n".encode("latin-1"))
     with pytest.raises(ValueError, match="not UTF-8"):  # refused before any write: the old directory stays whole
         data.prepare_text(str(latin1), out, vocab_size=300)
-    assert data.load_meta(out)["kind"] == "synthetic"
+    assert corpus.load_meta(out)["kind"] == "synthetic"
 
     def ctrl_c(*args):
         raise KeyboardInterrupt
@@ -362,9 +365,9 @@ def test_an_interrupted_preparation_over_a_prepared_directory_leaves_no_meta_jso
         data.prepare_text(str(src), out, vocab_size=300)
     assert json.load(open(os.path.join(out, "tokenizer.json")))["model"]["type"] == "BPE"
     with pytest.raises(ValueError, match="no meta.json in .*data.py was interrupted"):  # not A's meta, B's tokenizer
-        data.load_meta(out)
+        corpus.load_meta(out)
     monkeypatch.undo()
-    assert data.prepare_text(str(src), out, vocab_size=300)["kind"] == data.load_meta(out)["kind"] == "text"
+    assert data.prepare_text(str(src), out, vocab_size=300)["kind"] == corpus.load_meta(out)["kind"] == "text"
 
 
 @pytest.mark.parametrize("content, message", [
@@ -382,7 +385,7 @@ def test_an_interrupted_preparation_over_a_prepared_directory_leaves_no_meta_jso
 def test_load_meta_refuses_what_data_py_never_writes(tmp_path, content, message):
     (tmp_path / "meta.json").write_text(content)
     with pytest.raises(ValueError, match=message) as error:
-        data.load_meta(str(tmp_path))
+        corpus.load_meta(str(tmp_path))
     assert "\n" not in str(error.value) and "re-run data.py" in str(error.value)
 
 
@@ -395,4 +398,4 @@ def test_vocab_size_is_refused_where_it_would_be_ignored_or_abort(tmp_path):
         data.main(["--input", str(src), "--out_dir", str(tmp_path / "o"), "--vocab_size", str(10**11)])
     assert not (tmp_path / "syn").exists() and not (tmp_path / "o").exists()
     data.main(["--out_dir", str(tmp_path / "syn"), "--train_tokens", "1000", "--val_tokens", "100"])  # no flag: fine
-    assert data.load_meta(str(tmp_path / "syn"))["kind"] == "synthetic"
+    assert corpus.load_meta(str(tmp_path / "syn"))["kind"] == "synthetic"

@@ -211,8 +211,8 @@ def test_bad_flags_stop_with_one_line(flags, message):
         evaluate.main(flags)
 
 
-def test_flags_that_need_the_model_are_checked_before_any_evaluation(tmp_path, corpus, monkeypatch):
-    train.main(["--data_dir", corpus, "--out_dir", str(tmp_path), "--dim", "32", "--n_layers", "1", "--n_heads", "4",
+def test_flags_that_need_the_model_are_checked_before_any_evaluation(tmp_path, syn_dir, monkeypatch):
+    train.main(["--data_dir", syn_dir, "--out_dir", str(tmp_path), "--dim", "32", "--n_layers", "1", "--n_heads", "4",
                 "--n_kv_heads", "2", "--max_seq_len", "32", "--max_steps", "1", "--device", "cpu"])
     monkeypatch.setattr(evaluate, "evaluate_synthetic", lambda *a: pytest.fail("evaluated before checking the flags"))
     (tmp_path / "short.txt").write_text("the cat . " * 10)  # ~30 tokens: not two windows of 32

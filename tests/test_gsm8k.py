@@ -10,12 +10,13 @@ import pytest
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+import corpus
 import data
 import evaluate
 import gsm8k
 import pretrained_tokenizer
-import task
 import train
+import word_problems
 from model import ModelConfig, Transformer
 
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
@@ -52,24 +53,25 @@ def one_line_error(main, argv, message):
     ("I don't know.", None), ("", None), ("#### ", None), ("x2 and v3 are names", None),
 ])
 def test_the_number_a_reply_gives(reply, number):
-    assert gsm8k.extract_answer(reply) == number
+    assert word_problems.extract_answer(reply) == number
 
 
 def test_numbers_compare_as_numbers_and_the_file_answer_reads_like_a_reply(tmp_path):
     same = ["8", "8.0", "8.00", "#### 8", "$8", "8."]
-    assert {gsm8k.extract_answer(r) for r in same} == {8}
-    assert gsm8k.extract_answer("1,000") == gsm8k.extract_answer("1000") != gsm8k.extract_answer("1,0000")
-    problems = gsm8k.read_problems(write_jsonl(tmp_path / "p.jsonl", PROBLEMS))
+    assert {word_problems.extract_answer(r) for r in same} == {8}
+    extract = word_problems.extract_answer
+    assert extract("1,000") == extract("1000") != extract("1,0000")
+    problems = word_problems.read_problems(write_jsonl(tmp_path / "p.jsonl", PROBLEMS))
     assert [p[2] for p in problems] == [72, 950, -2, Fraction(5, 2)]
     assert [p[0] for p in problems] == [p["question"] for p in PROBLEMS]
     replies = ["48 + 24 = 72 clips", "950.", "#### -2.0", "It is 2.5 dollars"]
     given, correct = gsm8k.score(replies, [p[2] for p in problems])
     assert correct == [True] * 4 and given[3] == Fraction(5, 2)
     assert gsm8k.score(["no idea", "#### 951"], [72, 950]) == ([None, 951], [False, False])
-    assert gsm8k.is_correct("so 8.00", 8) and gsm8k.is_correct("#### 72", PROBLEMS[0]["answer"])
-    assert not gsm8k.is_correct("#### 8.5", 8) and not gsm8k.is_correct("no idea", 8)
+    assert word_problems.is_correct("so 8.00", 8) and word_problems.is_correct("#### 72", PROBLEMS[0]["answer"])
+    assert not word_problems.is_correct("#### 8.5", 8) and not word_problems.is_correct("no idea", 8)
     with pytest.raises(ValueError, match="a reply is text"):
-        gsm8k.extract_answer(8)
+        word_problems.extract_answer(8)
 
 
 @pytest.mark.parametrize("line, message", [
@@ -82,18 +84,18 @@ def test_numbers_compare_as_numbers_and_the_file_answer_reads_like_a_reply(tmp_p
 def test_a_bad_line_is_a_one_line_error_naming_file_and_line(tmp_path, line, message):
     path = write_jsonl(tmp_path / "bad.jsonl", [PROBLEMS[0], "", line])  # the blank line 2 is skipped
     with pytest.raises(ValueError, match=rf"bad\.jsonl line 3: .*{message}") as error:
-        gsm8k.read_problems(path)
+        word_problems.read_problems(path)
     assert "\n" not in str(error.value)
 
 
 def test_missing_empty_and_non_utf8_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match="no file at"):
-        gsm8k.read_problems(str(tmp_path / "none.jsonl"))
+        word_problems.read_problems(str(tmp_path / "none.jsonl"))
     with pytest.raises(ValueError, match="holds no problems"):
-        gsm8k.read_problems(write_jsonl(tmp_path / "empty.jsonl", [""]))
+        word_problems.read_problems(write_jsonl(tmp_path / "empty.jsonl", [""]))
     (tmp_path / "latin.jsonl").write_bytes(json.dumps(PROBLEMS[0]).encode()[:-2] + b'\xe9"}\n')
     with pytest.raises(ValueError, match="not UTF-8"):
-        gsm8k.read_problems(str(tmp_path / "latin.jsonl"))
+        word_problems.read_problems(str(tmp_path / "latin.jsonl"))
 
 
 PLUS, MINUS = {"finds", "buys", "gets"}, {"loses", "sells", "takes"}  # read as a person would, not from task.py
@@ -115,9 +117,9 @@ def test_builtin_problems_round_trip_through_the_gsm8k_format(tmp_path):
     out = tmp_path / "arith"
     data.main(["--task", "arithmetic", "--format", "gsm8k", "--out_dir", str(out), "--steps", "3",
                "--train_problems", "200", "--eval_problems", "60", "--seed", "4"])
-    train_rows, test_rows = (gsm8k.read_problems(str(out / f"{s}.jsonl")) for s in ("train", "test"))
+    train_rows, test_rows = (word_problems.read_problems(str(out / f"{s}.jsonl")) for s in ("train", "test"))
     assert (len(train_rows), len(test_rows)) == (200, 60)
-    builtin = task.generate_problems(200, steps=3, seed=5)
+    builtin = word_problems.generate_problems(200, steps=3, seed=5)
     assert [final for _, _, final in train_rows] == [a for _, a in builtin]  # every answer parses back
     assert not {q for q, _, _ in train_rows} & {q for q, _, _ in test_rows}
     for question, answer, final in train_rows + test_rows:
@@ -129,7 +131,8 @@ def test_builtin_problems_round_trip_through_the_gsm8k_format(tmp_path):
             assert int(a) + (int(b) if op == "+" else -int(b)) == int(result)
         assert int(notes[-1][3]) == final
     with pytest.raises(ValueError, match="give 6, not its answer 7"):
-        gsm8k.worked_solution("tom has 3 apples . he finds 3 apples . how many apples does tom have now ? answer", 7)
+        question = "tom has 3 apples . he finds 3 apples . how many apples does tom have now ? answer"
+        word_problems.worked_solution(question, 7)
 
 
 # ----------------------------------------------------------------------------
@@ -141,7 +144,7 @@ def tiny(tmp_path_factory):
     """(directory with ckpt.pt, tokenizer.json and tokenizer_meta.json; GSM8K-format file of built-in problems)."""
     root = tmp_path_factory.mktemp("gsm8k")
     files = root / "arith"
-    gsm8k.write_gsm8k(str(files), train_problems=40, eval_problems=12)
+    word_problems.write_gsm8k(str(files), train_problems=40, eval_problems=12)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -171,16 +174,16 @@ def test_evaluation_end_to_end_on_a_tiny_converted_model(tiny, tmp_path, capsys)
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "a" / "gsm8k_results.json").read_text())
     replies = [json.loads(line) for line in (tmp_path / "a" / "gsm8k_replies.jsonl").read_text().splitlines()]
-    finals = [f for _, _, f in gsm8k.read_problems(test_file)]
+    finals = [f for _, _, f in word_problems.read_problems(test_file)]
     assert [r["sampler"] for r in results["rows"]] == ["greedy", "temperature 1", "top_p 0.9", "min_p 0.1"]
     for row in results["rows"]:
         mine = [r for r in replies if r["sampler"] == row["sampler"]]
         assert [r["problem"] for r in mine] == list(range(12)) and row["n"] == 12
         for r in mine:
-            given = gsm8k.extract_answer(r["reply"])
-            assert r["given"] == (None if given is None else gsm8k.number_text(given))
+            given = word_problems.extract_answer(r["reply"])
+            assert r["given"] == (None if given is None else word_problems.number_text(given))
             final = finals[r["problem"]]
-            assert r["correct"] == (given == final) and r["answer"] == gsm8k.number_text(final)
+            assert r["correct"] == (given == final) and r["answer"] == word_problems.number_text(final)
         assert row["correct"] == sum(r["correct"] for r in mine) and row["accuracy"] == row["correct"] / 12
         assert row["malformed"] == sum(r["given"] is None for r in mine) / 12
         assert row["ci_low"] <= row["accuracy"] <= row["ci_high"] and 0 < row["mean_tokens"] <= 12
@@ -204,11 +207,11 @@ def test_head_fitted_on_answer_tokens_and_sampled(tiny, tmp_path, capsys):
     head_data, head_dir = tmp_path / "data", tmp_path / "head"
     data.main(["--input", str(files / "train.jsonl"), "--format", "gsm8k", "--tokenizer", str(model_dir),
                "--out_dir", str(head_data)])
-    meta = data.load_meta(str(head_data))
+    meta = corpus.load_meta(str(head_data))
     tok, _ = pretrained_tokenizer.load(str(model_dir))
     ids = np.fromfile(head_data / "val.bin", dtype=meta["dtype"])
-    answers = tok.decode(ids[data.answer_mask(ids, meta["answer_id"], meta["eos_id"])].tolist())
-    rows = gsm8k.read_problems(str(files / "train.jsonl"))[meta["problems"]["train"]:]
+    answers = tok.decode(ids[corpus.answer_mask(ids, meta["answer_id"], meta["eos_id"])].tolist())
+    rows = word_problems.read_problems(str(files / "train.jsonl"))[meta["problems"]["train"]:]
     cue = answers[:answers.index(rows[0][1])]  # the end of the assistant's cue, after the marker
     assert "assistant\n".endswith(cue) and cue.endswith("\n")
     assert answers == "".join(cue + a for _, a, _ in rows)  # the answers (and that cue), nothing else

@@ -18,6 +18,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import corpus
 import data
 import runtime
 import script
@@ -31,10 +32,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory, corpus):
+def trained(tmp_path_factory, syn_dir):
     """A run of 4 steps: its out_dir holds ckpt.pt and metrics.jsonl."""
     out = tmp_path_factory.mktemp("run")
-    train.main(["--data_dir", corpus, "--out_dir", str(out), *SMALL, "--max_steps", "4", "--eval_interval", "2"])
+    train.main(["--data_dir", syn_dir, "--out_dir", str(out), *SMALL, "--max_steps", "4", "--eval_interval", "2"])
     return out
 
 
@@ -45,26 +46,26 @@ def one_line_error(argv, message, main=train.main):
 
 
 def test_token_ids_beyond_the_vocabulary_are_a_one_line_error_and_only_a_changed_file_is_scanned(
-        tmp_path, corpus, monkeypatch):
-    real_scan, scanned = data.scan_max_id, []
-    monkeypatch.setattr(data, "scan_max_id", lambda tokens: scanned.append(len(tokens)) or real_scan(tokens))
+        tmp_path, syn_dir, monkeypatch):
+    real_scan, scanned = corpus.scan_max_id, []
+    monkeypatch.setattr(corpus, "scan_max_id", lambda tokens: scanned.append(len(tokens)) or real_scan(tokens))
     copied = tmp_path / "copied"
-    shutil.copytree(corpus, copied)  # copy2 keeps each file's size and modification time
-    data.open_split(str(copied), "train", data.load_meta(str(copied)))
+    shutil.copytree(syn_dir, copied)  # copy2 keeps each file's size and modification time
+    corpus.open_split(str(copied), "train", corpus.load_meta(str(copied)))
     assert scanned == []  # meta.json's largest id still describes the file: nothing read
-    meta = data.load_meta(str(copied))
+    meta = corpus.load_meta(str(copied))
     tokens = np.fromfile(copied / "train.bin", dtype=meta["dtype"])
     tokens[len(tokens) // 2] = meta["vocab_size"] + 5  # an edited or mixed-up file of the same size
     tokens.tofile(copied / "train.bin")
     one_line_error(["--data_dir", str(copied), "--out_dir", str(tmp_path / "out"), *SMALL, "--max_steps", "1"],
                    f"train.bin holds token id {meta['vocab_size'] + 5} >= vocab_size {meta['vocab_size']}")
     assert scanned == [len(tokens)]
-    shutil.copy(os.path.join(corpus, "val.bin"), copied / "val.bin")  # a new modification time, the same ids
-    data.open_split(str(copied), "val", meta)  # scanned, and fine
+    shutil.copy(os.path.join(syn_dir, "val.bin"), copied / "val.bin")  # a new modification time, the same ids
+    corpus.open_split(str(copied), "val", meta)  # scanned, and fine
     assert scanned == [len(tokens), meta["val_tokens"]]
 
 
-def test_damaged_checkpoints_are_one_line_errors_on_resume(tmp_path, corpus, trained):
+def test_damaged_checkpoints_are_one_line_errors_on_resume(tmp_path, syn_dir, trained):
     good = (trained / "ckpt.pt").read_bytes()
     ckpt = torch.load(trained / "ckpt.pt", weights_only=True)
     damaged = {"empty": (b"", "ckpt.pt is empty"),
@@ -72,7 +73,7 @@ def test_damaged_checkpoints_are_one_line_errors_on_resume(tmp_path, corpus, tra
     for name, (content, message) in damaged.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "ckpt.pt").write_bytes(content)
-        one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path / name), *SMALL, "--resume"], message)
+        one_line_error(["--data_dir", syn_dir, "--out_dir", str(tmp_path / name), *SMALL, "--resume"], message)
     started = time.perf_counter()
     for name, edit in (("edited", {"model_config": {**ckpt["model_config"], "layers": 3}}),
                        ("huge", {"model_config": {**ckpt["model_config"], "n_layers": 10**9}}),
@@ -83,20 +84,20 @@ def test_damaged_checkpoints_are_one_line_errors_on_resume(tmp_path, corpus, tra
                        ("no_rng", {"rng": None})):
         (tmp_path / name).mkdir()
         torch.save({**ckpt, **edit}, tmp_path / name / "ckpt.pt")
-        one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path / name), *SMALL, "--resume"],
+        one_line_error(["--data_dir", syn_dir, "--out_dir", str(tmp_path / name), *SMALL, "--resume"],
                        "damaged or was edited")
     assert time.perf_counter() - started < 60  # an edited size is refused before the model is built
 
 
-def test_a_resumed_run_refuses_a_model_flag_that_differs(corpus, trained):
-    one_line_error(["--data_dir", corpus, "--out_dir", str(trained), *SMALL, "--resume", "--dim", "64"],
+def test_a_resumed_run_refuses_a_model_flag_that_differs(syn_dir, trained):
+    one_line_error(["--data_dir", syn_dir, "--out_dir", str(trained), *SMALL, "--resume", "--dim", "64"],
                    "--dim 64 differs from the resumed checkpoint's model")
 
 
-def test_bad_paths_and_flags_are_one_line_errors(tmp_path, corpus):
+def test_bad_paths_and_flags_are_one_line_errors(tmp_path, syn_dir):
     a_file = tmp_path / "a_file"
     a_file.write_text("x")
-    run = ["--data_dir", corpus, *SMALL, "--max_steps", "1"]
+    run = ["--data_dir", syn_dir, *SMALL, "--max_steps", "1"]
     one_line_error([*run, "--out_dir", str(a_file)], "--out_dir .*a_file is a file")
     one_line_error([*run, "--out_dir", str(a_file / "below")], "lies under a file")
     one_line_error(["--out_dir", str(a_file)], "--out_dir .*a_file is a file", main=data.main)
@@ -120,10 +121,10 @@ def test_bad_paths_and_flags_are_one_line_errors(tmp_path, corpus):
 
 
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
-def test_an_unwritable_out_dir_is_a_one_line_error(tmp_path, corpus):
+def test_an_unwritable_out_dir_is_a_one_line_error(tmp_path, syn_dir):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    one_line_error(["--data_dir", corpus, "--out_dir", str(locked), *SMALL], "not writable")
+    one_line_error(["--data_dir", syn_dir, "--out_dir", str(locked), *SMALL], "not writable")
 
 
 @pytest.mark.parametrize("content, message", [
@@ -138,8 +139,8 @@ def test_hostile_head_files_are_value_errors(tmp_path, content, message):
         MinPPlusHead.load_json(str(path))
 
 
-def test_metrics_are_strict_json_and_a_resume_logs_each_step_once(tmp_path, corpus):
-    run = ["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "3"]
+def test_metrics_are_strict_json_and_a_resume_logs_each_step_once(tmp_path, syn_dir):
+    run = ["--data_dir", syn_dir, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "3"]
     (tmp_path / "metrics.jsonl").write_text('{"step": 9, "train_loss_step": 1.0}\n')  # an older run's log
     train.main([*run, "--max_steps", "4"])
     log = runtime.MetricsLog(str(tmp_path), "metrics.jsonl", "step", resumed_at=4)
@@ -159,8 +160,8 @@ def test_metrics_are_strict_json_and_a_resume_logs_each_step_once(tmp_path, corp
     assert runtime.strict_json({"a": [math.inf, 1.0], "b": math.nan}) == {"a": [None, 1.0], "b": None}
 
 
-def test_a_fresh_run_that_fails_before_saving_leaves_the_last_runs_log(tmp_path, corpus, monkeypatch):
-    run = ["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "2"]
+def test_a_fresh_run_that_fails_before_saving_leaves_the_last_runs_log(tmp_path, syn_dir, monkeypatch):
+    run = ["--data_dir", syn_dir, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "2"]
     train.main([*run, "--max_steps", "4"])
     before = (tmp_path / "metrics.jsonl").read_text()
     real_forward, calls = train.Transformer.forward, []
@@ -183,8 +184,8 @@ def test_a_fresh_run_that_fails_before_saving_leaves_the_last_runs_log(tmp_path,
     assert not (tmp_path / "metrics.jsonl.new").exists()
 
 
-def test_a_diverged_but_finite_step_never_replaces_the_last_good_checkpoint(tmp_path, corpus):
-    run = ["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "1", "--warmup_steps", "10"]
+def test_a_diverged_but_finite_step_never_replaces_the_last_good_checkpoint(tmp_path, syn_dir):
+    run = ["--data_dir", syn_dir, "--out_dir", str(tmp_path), *SMALL, "--eval_interval", "1", "--warmup_steps", "10"]
     with pytest.raises(SystemExit) as stopped:  # an absurd learning rate, a checkpoint every step
         train.main([*run, "--max_steps", "30", "--lr", "1000"])
     message = str(stopped.value)
@@ -229,26 +230,26 @@ def test_a_failed_save_removes_its_temp_file_and_keeps_the_old_one(tmp_path, mon
     assert torch.load(path, weights_only=True)["step"] == 1
 
 
-def test_what_a_kill_in_the_first_save_leaves_is_removed_by_the_next_run(tmp_path, corpus, trained, capsys):
+def test_what_a_kill_in_the_first_save_leaves_is_removed_by_the_next_run(tmp_path, syn_dir, trained, capsys):
     (tmp_path / "ckpt.pt.tmp").write_bytes(b"the first part of a checkpoint")  # no ckpt.pt: none was renamed
     (tmp_path / "metrics.jsonl.new").write_text('{"step": 1, "train_loss_step": 5.2}\n')
-    one_line_error(["--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, "--resume"], "no checkpoint at")
+    one_line_error(["--data_dir", syn_dir, "--out_dir", str(tmp_path), *SMALL, "--resume"], "no checkpoint at")
     assert os.listdir(tmp_path) == []
     assert "removed ckpt.pt.tmp, metrics.jsonl.new" in capsys.readouterr().out
     head_dir = tmp_path / "head"
     head_dir.mkdir()
     for name in ("head_ckpt.pt.tmp", "head.json.tmp", "head_metrics.jsonl.new"):
         (head_dir / name).write_text("debris")
-    one_line_error(["--head", "minpplus", "--init_from", str(trained / "ckpt.pt"), "--data_dir", corpus,
+    one_line_error(["--head", "minpplus", "--init_from", str(trained / "ckpt.pt"), "--data_dir", syn_dir,
                     "--out_dir", str(head_dir), "--device", "cpu", "--head_tokens", "500", "--head_val_tokens",
                     "500", "--resume"], "no head checkpoint at")
     assert os.listdir(head_dir) == []
 
 
-def test_sigkill_during_saves_never_leaves_an_unreadable_checkpoint(tmp_path, corpus):
+def test_sigkill_during_saves_never_leaves_an_unreadable_checkpoint(tmp_path, syn_dir):
     """Kill training at random moments while it saves every step; every time, the checkpoint reads
     and the run resumes, and the last run finishes."""
-    command = [sys.executable, "train.py", "--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL,
+    command = [sys.executable, "train.py", "--data_dir", syn_dir, "--out_dir", str(tmp_path), *SMALL,
                "--max_steps", "400", "--eval_interval", "1", "--eval_batches", "1"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     for kill in range(3):
@@ -269,13 +270,13 @@ def test_sigkill_during_saves_never_leaves_an_unreadable_checkpoint(tmp_path, co
     assert torch.load(tmp_path / "ckpt.pt", weights_only=True)["step"] == step + 2
 
 
-def start_ranks(corpus, out_dir, world_size=2):
+def start_ranks(syn_dir, out_dir, world_size=2):
     """train.py's ranks as torchrun starts them: one process each, in a session of its own (torchrun
     forwards a Ctrl-C to each), rendezvous through the environment. Their output goes to files."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "train.py", "--data_dir", corpus, "--out_dir", str(out_dir), *SMALL,
+    command = [sys.executable, "train.py", "--data_dir", syn_dir, "--out_dir", str(out_dir), *SMALL,
                "--max_steps", "100000", "--eval_interval", "20", "--eval_batches", "1"]
     ranks = []
     for rank in range(world_size):
@@ -305,9 +306,9 @@ def finish(ranks):
     return results
 
 
-def test_ctrl_c_under_torchrun_saves_and_every_rank_exits_130_with_one_line_at_most(tmp_path, corpus):
+def test_ctrl_c_under_torchrun_saves_and_every_rank_exits_130_with_one_line_at_most(tmp_path, syn_dir):
     (tmp_path / "int").mkdir()
-    ranks = start_ranks(corpus, tmp_path / "int")
+    ranks = start_ranks(syn_dir, tmp_path / "int")
     for process, _ in ranks:
         os.killpg(process.pid, signal.SIGINT)  # what torchrun does on Ctrl-C
     (code0, lines0), (code1, lines1) = finish(ranks)
@@ -316,7 +317,7 @@ def test_ctrl_c_under_torchrun_saves_and_every_rank_exits_130_with_one_line_at_m
     assert lines0[-1] == f"interrupted: saved {tmp_path / 'int' / 'ckpt.pt'} at step {step}; continue with --resume"
     assert not any("interrupt" in line for line in lines0[:-1]) and lines1 == []
     (tmp_path / "kill").mkdir()
-    ranks = start_ranks(corpus, tmp_path / "kill")
+    ranks = start_ranks(syn_dir, tmp_path / "kill")
     os.killpg(ranks[1][0].pid, signal.SIGKILL)  # a rank killed: the other's collective fails
     (code0, lines0), (code1, _) = finish(ranks)
     assert code1 == -signal.SIGKILL and code0 == 1

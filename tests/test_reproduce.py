@@ -10,7 +10,7 @@ import os
 import pytest
 
 import data
-import task
+import word_problems
 from bench.reproduce import check_docs, compare_table, tables_in
 from train import main as train_main
 
@@ -98,7 +98,7 @@ def md5(path):
 def test_the_default_pipeline_gives_its_pinned_figures(tmp_path):
     syn, arith, out = (str(tmp_path / name) for name in ("syn", "arith", "out"))
     data.prepare_synthetic(syn, train_tokens=300_000, val_tokens=20_000, seed=0)
-    task.prepare_task(arith, train_problems=2000, val_problems=200, eval_problems=100)
+    word_problems.prepare_task(arith, train_problems=2000, val_problems=200, eval_problems=100)
     train_main(["--data_dir", syn, "--out_dir", out, "--max_steps", "60", "--eval_interval", "60",
                 "--eval_batches", "4", "--truth_windows", "8"])
     with open(os.path.join(out, "metrics.jsonl")) as f:

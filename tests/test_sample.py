@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import corpus
 import data
 import sample
 from head import MinPPlusHead
@@ -426,7 +427,7 @@ def run_dir(tmp_path_factory):
     """A tiny untrained model on the synthetic language, saved as train.py saves it."""
     root = tmp_path_factory.mktemp("run")
     data.prepare_synthetic(str(root / "data"), train_tokens=2000, val_tokens=500)
-    meta = data.load_meta(str(root / "data"))
+    meta = corpus.load_meta(str(root / "data"))
     torch.manual_seed(0)
     cfg = ModelConfig(vocab_size=meta["vocab_size"], dim=32, n_layers=2, n_heads=4, n_kv_heads=2, max_seq_len=32)
     model = Transformer(cfg)
@@ -512,7 +513,7 @@ def test_cli_bad_checkpoints_devices_prompts_and_data_dirs_are_one_line_errors(r
 def test_cli_keeps_the_space_a_bpe_continuation_starts_with(tmp_path, capsys, monkeypatch):
     (tmp_path / "in.txt").write_text("I will not believe you, I will not go.\n" * 200)
     data.prepare_text(str(tmp_path / "in.txt"), str(tmp_path / "data"), vocab_size=300)
-    tokenizer = data.load_tokenizer(str(tmp_path / "data"))
+    tokenizer = corpus.load_tokenizer(str(tmp_path / "data"))
     cfg = ModelConfig(vocab_size=tokenizer.get_vocab_size(), dim=32, n_layers=1, n_heads=4, n_kv_heads=2,
                       max_seq_len=32)
     torch.save({"model": Transformer(cfg).state_dict(), "model_config": dataclasses.asdict(cfg),

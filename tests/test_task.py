@@ -6,10 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+import corpus
 import data
 import evaluate
 import task
 import train
+import word_problems
 import train_head
 
 PLUS = {"finds", "buys", "gets"}  # what the words mean, written here without looking at task.py's templates
@@ -42,43 +44,43 @@ def solve(question):
 
 @pytest.mark.parametrize("steps,max_number", [(1, 5), (2, 20), (4, 9)])
 def test_generated_answers_are_right(steps, max_number):
-    problems = task.generate_problems(500, steps, max_number, seed=steps)
+    problems = word_problems.generate_problems(500, steps, max_number, seed=steps)
     for question, answer in problems:
-        assert question.endswith(" " + task.ANSWER)
+        assert question.endswith(" " + word_problems.ANSWER)
         assert question.count(" . ") == steps + 1
         assert solve(question) == answer
         assert all(0 <= int(w) <= max_number for w in question.split() if w.isdigit())
 
 
 def test_generator_is_deterministic_and_varied():
-    assert task.generate_problems(50, seed=3) == task.generate_problems(50, seed=3)
-    assert task.generate_problems(50, seed=3) != task.generate_problems(50, seed=4)
-    answers = [a for _, a in task.generate_problems(2000, 2, 10)]
+    assert word_problems.generate_problems(50, seed=3) == word_problems.generate_problems(50, seed=3)
+    assert word_problems.generate_problems(50, seed=3) != word_problems.generate_problems(50, seed=4)
+    answers = [a for _, a in word_problems.generate_problems(2000, 2, 10)]
     assert set(answers) == set(range(11))
     with pytest.raises(ValueError, match="--steps"):
-        task.generate_problems(5, steps=0)
+        word_problems.generate_problems(5, steps=0)
 
 
 @pytest.fixture(scope="module")
 def task_dir(tmp_path_factory):
     path = str(tmp_path_factory.mktemp("arith"))
-    task.prepare_task(path, steps=2, max_number=12, train_problems=300, val_problems=50, eval_problems=40)
+    word_problems.prepare_task(path, steps=2, max_number=12, train_problems=300, val_problems=50, eval_problems=40)
     return path
 
 
 def test_prepare_writes_what_data_py_writes(task_dir):
-    meta = data.load_meta(task_dir)
+    meta = corpus.load_meta(task_dir)
     assert meta["kind"] == "task" and meta["eos_id"] == 0
-    tok = data.load_tokenizer(task_dir)
-    assert tok.token_to_id(data.EOS) == 0 and tok.token_to_id(data.UNK) == 1
-    assert tok.token_to_id(task.ANSWER) == meta["answer_id"]
-    train = data.open_split(task_dir, "train", meta)
+    tok = corpus.load_tokenizer(task_dir)
+    assert tok.token_to_id(corpus.EOS) == 0 and tok.token_to_id(corpus.UNK) == 1
+    assert tok.token_to_id(word_problems.ANSWER) == meta["answer_id"]
+    train = corpus.open_split(task_dir, "train", meta)
     assert train[0] == 0 and train[-1] == 0 and (np.asarray(train) == meta["answer_id"]).sum() == 300
     text = tok.decode(np.asarray(train[1:60]).tolist())
-    assert "has" in text and task.ANSWER in text and data.UNK not in text
+    assert "has" in text and word_problems.ANSWER in text and corpus.UNK not in text
     problems = task.load_problems(task_dir)
     assert len(problems) == 40
-    train_questions = {q for q, _ in task.generate_problems(300, 2, 12, seed=1)}
+    train_questions = {q for q, _ in word_problems.generate_problems(300, 2, 12, seed=1)}
     assert not train_questions & {q for q, _ in problems}  # held out for real
     assert all(solve(q) == a for q, a in problems)
 
@@ -86,26 +88,26 @@ def test_prepare_writes_what_data_py_writes(task_dir):
 def test_data_py_hands_task_to_task_py(tmp_path, capsys):
     data.main(["--task", "arithmetic", "--out_dir", str(tmp_path), "--train_problems", "100",
                "--val_problems", "20", "--eval_problems", "10", "--max_number", "7"])
-    assert data.load_meta(str(tmp_path))["max_number"] == 7
+    assert corpus.load_meta(str(tmp_path))["max_number"] == 7
     assert "10 held-out problems" in capsys.readouterr().out
 
 
 def test_mask_selects_exactly_the_answer_tokens():
     A, E = 50, 0  # answer marker, <eos>
     tokens = [E, 5, 6, A, 7, E, 8, 9, 9, A, 3, 4, E, 5]
-    mask = data.answer_mask(tokens, A, E)
+    mask = corpus.answer_mask(tokens, A, E)
     assert np.flatnonzero(mask).tolist() == [4, 5, 10, 11, 12]
-    assert not data.answer_mask([A, 7, E], A, E)[0]  # the marker itself is no answer token
+    assert not corpus.answer_mask([A, 7, E], A, E)[0]  # the marker itself is no answer token
 
 
 def test_mask_on_a_generated_corpus(task_dir):
-    meta = data.load_meta(task_dir)
-    tokens = np.asarray(data.open_split(task_dir, "train", meta))
-    mask = data.answer_mask(tokens, meta["answer_id"], meta["eos_id"])
+    meta = corpus.load_meta(task_dir)
+    tokens = np.asarray(corpus.open_split(task_dir, "train", meta))
+    mask = corpus.answer_mask(tokens, meta["answer_id"], meta["eos_id"])
     starts = np.flatnonzero(tokens == meta["answer_id"]) + 1  # every answer: one number, then <eos>
     assert mask.sum() == 2 * len(starts)
     assert mask[starts].all() and mask[starts + 1].all() and (tokens[starts + 1] == 0).all()
-    vocab = data.load_tokenizer(task_dir).get_vocab()
+    vocab = corpus.load_tokenizer(task_dir).get_vocab()
     numbers = {i for w, i in vocab.items() if w.isdigit()}
     assert all(t in numbers for t in tokens[starts])
 
@@ -128,7 +130,7 @@ def test_wilson_interval():
 
 
 def test_expected_accuracy_is_the_chance_of_a_right_answer():
-    problems = task.Problems([("x", 1), ("x", 2)], {data.EOS: 0, "x": 3, "1": 1, "2": 2})
+    problems = task.Problems([("x", 1), ("x", 2)], {corpus.EOS: 0, "x": 3, "1": 1, "2": 2})
     logits = torch.full((2, 2, 4), -1e9)
     logits[0, 0, 1], logits[0, 1, 0] = 0, 0  # row 0: certainly "1 <eos>", right
     logits[1, 0, 1:3], logits[1, 1, 0] = 0, 0  # row 1: "1" or "2" evenly, then <eos>: right half the time
@@ -180,11 +182,11 @@ def lm_dir(task_dir, tmp_path_factory):
 
 
 def test_answer_rows_line_up_with_the_statistics(task_dir):
-    meta = data.load_meta(task_dir)
-    tokens = np.asarray(data.open_split(task_dir, "val", meta))
+    meta = corpus.load_meta(task_dir)
+    tokens = np.asarray(corpus.open_split(task_dir, "val", meta))
     cfg = train.TrainConfig(data_dir=task_dir, block_size=16, batch_size=4)
     rows = train_head.answer_rows(tokens, 10_000, cfg, meta).numpy()
-    starts = np.concatenate(data.tiling_batches(tokens, cfg.batch_size, cfg.block_size, 10_000))
+    starts = np.concatenate(corpus.tiling_batches(tokens, cfg.batch_size, cfg.block_size, 10_000))
     positions = (starts[:, None] + 1 + np.arange(cfg.block_size)).reshape(-1)  # each row's target position
     assert len(rows) == len(positions)
     kept = positions[rows]
@@ -207,29 +209,30 @@ def test_head_on_answer_positions(lm_dir, task_dir, capsys):
 def test_answer_positions_need_task_data(tmp_path):
     path = str(tmp_path / "syn")
     data.prepare_synthetic(path, train_tokens=2000, val_tokens=2000)
-    meta = data.load_meta(path)
+    meta = corpus.load_meta(path)
     cfg = train.TrainConfig(data_dir=path, block_size=16)
     with pytest.raises(ValueError, match="--head_positions answer needs task data"):
-        train_head.answer_rows(data.open_split(path, "val", meta), 1000, cfg, meta)
+        train_head.answer_rows(corpus.open_split(path, "val", meta), 1000, cfg, meta)
     with pytest.raises(SystemExit, match="unknown --head_positions"):
         train.main(["--head", "minpplus", "--head_positions", "answers", "--data_dir", path])
 
 
 def test_task_knobs_and_counts_are_bounded(tmp_path):
-    for steps, max_number in ((0, 10), (task.MAX_STEPS + 1, 10), (2, 1), (2, task.MAX_NUMBER + 1)):
+    for steps, max_number in ((0, 10), (word_problems.MAX_STEPS + 1, 10), (2, 1), (2, word_problems.MAX_NUMBER + 1)):
         with pytest.raises(ValueError, match=r"need 1 <= --steps <= \d+ and 2 <= --max_number <= \d+"):
-            task.generate_problems(5, steps, max_number)
+            word_problems.generate_problems(5, steps, max_number)
     for counts in ((0, 10, 10), (10, -1, 10), (10, 10, 0)):
         with pytest.raises(ValueError, match="must be at least 1"):
-            task.prepare_task(str(tmp_path / "t"), 2, 10, *counts)
+            word_problems.prepare_task(str(tmp_path / "t"), 2, 10, *counts)
     assert not (tmp_path / "t").exists()  # refused before anything is written
-    longest = max(len(q.split()) for q, _ in task.generate_problems(2000, task.MAX_STEPS, task.MAX_NUMBER))
+    biggest = word_problems.generate_problems(2000, word_problems.MAX_STEPS, word_problems.MAX_NUMBER)
+    longest = max(len(q.split()) for q, _ in biggest)
     assert longest + 1 + task.ANSWER_BUDGET <= 128  # <eos>, question, answer: within the tiny preset's context
 
 
 def test_eval_refuses_problems_longer_than_the_context(lm_dir, task_dir, tmp_path):
     long_dir = str(tmp_path / "long")
-    task.prepare_task(long_dir, steps=5, max_number=12, train_problems=20, val_problems=20, eval_problems=20)
+    word_problems.prepare_task(long_dir, steps=5, max_number=12, train_problems=20, val_problems=20, eval_problems=20)
     model, _ = task.load_checkpoint(os.path.join(lm_dir, "ckpt.pt"), "cpu")  # a context of 32 tokens
     with pytest.raises(ValueError, match=r"beyond the model's context 32: train with --max_seq_len \d+"):
         task.evaluate_task(model, long_dir, tune_problems=10, report_problems=10)  # refused before any answer
@@ -252,7 +255,7 @@ def test_eval_refuses_problems_longer_than_the_context(lm_dir, task_dir, tmp_pat
 ])
 def test_load_problems_names_the_line_of_a_malformed_row(tmp_path, line, message):
     path = str(tmp_path)
-    task.prepare_task(path, max_number=10, train_problems=20, val_problems=10, eval_problems=5)
+    word_problems.prepare_task(path, max_number=10, train_problems=20, val_problems=10, eval_problems=5)
     rows = (tmp_path / "problems.jsonl").read_text().splitlines()
     rows[2] = line
     (tmp_path / "problems.jsonl").write_text("\n".join(rows) + "\n")
@@ -264,18 +267,18 @@ def test_load_problems_names_the_line_of_a_malformed_row(tmp_path, line, message
 
 def test_an_interrupted_task_preparation_leaves_no_meta_json(tmp_path, monkeypatch):
     path = str(tmp_path)
-    task.prepare_task(path, max_number=10, train_problems=20, val_problems=10, eval_problems=5)
+    word_problems.prepare_task(path, max_number=10, train_problems=20, val_problems=10, eval_problems=5)
     assert len(task.load_problems(path)) == 5
 
     def ctrl_c(*args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(data, "write_split", ctrl_c)  # after the new tokenizer.json, before the new meta.json
+    monkeypatch.setattr(corpus, "write_split", ctrl_c)  # after the new tokenizer.json, before the new meta.json
     with pytest.raises(KeyboardInterrupt):
-        task.prepare_task(path, max_number=20, train_problems=20, val_problems=10, eval_problems=5)
-    assert data.load_tokenizer(path).token_to_id("20") is not None  # the new vocabulary beside the old files
+        word_problems.prepare_task(path, max_number=20, train_problems=20, val_problems=10, eval_problems=5)
+    assert corpus.load_tokenizer(path).token_to_id("20") is not None  # the new vocabulary beside the old files
     with pytest.raises(ValueError, match="no meta.json .*interrupted"):
-        data.load_meta(path)
+        corpus.load_meta(path)
 
 
 def test_auto_temperature_on_answer_positions(lm_dir, tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""End-to-end runs of train.py on a very small model and corpus (seconds each on a CPU)."""
+"""End-to-end runs of train.py on a very small model and syn_dir (seconds each on a CPU)."""
 import dataclasses
 import json
 import math
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import data
+import corpus
 import sample
 import train
 import train_head
@@ -21,13 +21,13 @@ SMALL = ["--dim", "32", "--n_layers", "2", "--n_heads", "4", "--n_kv_heads", "2"
          "--batch_size", "8", "--eval_batches", "4", "--truth_windows", "8", "--device", "cpu"]
 
 
-def run(out_dir, corpus, *extra):
-    return train.main(["--data_dir", corpus, "--out_dir", str(out_dir), *SMALL, *extra])
+def run(out_dir, syn_dir, *extra):
+    return train.main(["--data_dir", syn_dir, "--out_dir", str(out_dir), *SMALL, *extra])
 
 
-def run_head(out_dir, corpus, *extra):
+def run_head(out_dir, syn_dir, *extra):
     """Head training on out_dir/ckpt.pt (or --init_from) with small statistics; extra flags win."""
-    return train.main(["--head", "minpplus", "--out_dir", str(out_dir), "--data_dir", corpus, "--device", "cpu",
+    return train.main(["--head", "minpplus", "--out_dir", str(out_dir), "--data_dir", syn_dir, "--device", "cpu",
                        "--head_tokens", "2000", "--head_val_tokens", "1000", "--batch_size", "8",
                        "--truth_windows", "4", *extra])
 
@@ -59,8 +59,8 @@ def read_metrics(out_dir, name="metrics.jsonl"):
         return [json.loads(line) for line in f]
 
 
-def test_training_lowers_the_loss_and_beats_unigram(tmp_path, corpus):
-    run(tmp_path, corpus, "--max_steps", "150", "--eval_interval", "150", "--lr", "1e-2", "--warmup_steps", "10")
+def test_training_lowers_the_loss_and_beats_unigram(tmp_path, syn_dir):
+    run(tmp_path, syn_dir, "--max_steps", "150", "--eval_interval", "150", "--lr", "1e-2", "--warmup_steps", "10")
     steps = [r for r in read_metrics(tmp_path) if "train_loss_step" in r]
     evals = [r for r in read_metrics(tmp_path) if "val_loss" in r]
     assert sum(r["train_loss_step"] for r in steps[-10:]) / 10 < steps[0]["train_loss_step"] - 1.0
@@ -70,10 +70,10 @@ def test_training_lowers_the_loss_and_beats_unigram(tmp_path, corpus):
     assert ckpt["step"] == 150 and ckpt["model_config"]["dim"] == 32
 
 
-def test_ctrl_c_saves_and_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, corpus, monkeypatch):
+def test_ctrl_c_saves_and_resume_continues_exactly_like_an_uninterrupted_run(tmp_path, syn_dir, monkeypatch):
     common = ["--max_steps", "20", "--eval_interval", "10", "--warmup_steps", "5"]
-    run(tmp_path / "straight", corpus, *common)
-    real_get_batch, calls = data.get_batch, []
+    run(tmp_path / "straight", syn_dir, *common)
+    real_get_batch, calls = corpus.get_batch, []
 
     def get_batch_then_interrupt(*args, **kwargs):  # a real SIGINT during step 7
         calls.append(1)
@@ -81,13 +81,13 @@ def test_ctrl_c_saves_and_resume_continues_exactly_like_an_uninterrupted_run(tmp
             os.kill(os.getpid(), signal.SIGINT)
         return real_get_batch(*args, **kwargs)
 
-    monkeypatch.setattr(data, "get_batch", get_batch_then_interrupt)
+    monkeypatch.setattr(corpus, "get_batch", get_batch_then_interrupt)
     with pytest.raises(SystemExit) as stopped:
-        run(tmp_path / "split", corpus, *common)
+        run(tmp_path / "split", syn_dir, *common)
     assert stopped.value.code == 130  # after the save, as a shell reports a program Ctrl-C ended
-    monkeypatch.setattr(data, "get_batch", real_get_batch)
+    monkeypatch.setattr(corpus, "get_batch", real_get_batch)
     assert torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)["step"] == 7
-    run(tmp_path / "split", corpus, "--resume")  # bare: the other flags come from the run it resumes
+    run(tmp_path / "split", syn_dir, "--resume")  # bare: the other flags come from the run it resumes
     a = torch.load(tmp_path / "straight" / "ckpt.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "ckpt.pt", weights_only=False)
     assert a["step"] == b["step"] == 20
@@ -96,26 +96,26 @@ def test_ctrl_c_saves_and_resume_continues_exactly_like_an_uninterrupted_run(tmp
     assert a["rng"] == b["rng"]
 
 
-def test_grad_clip_zero_measures_the_norm_and_never_clips(tmp_path, corpus, monkeypatch):
+def test_grad_clip_zero_measures_the_norm_and_never_clips(tmp_path, syn_dir, monkeypatch):
     limits = []
     real_clip = train.clip_grad_norm_
     monkeypatch.setattr(train, "clip_grad_norm_", lambda params, max_norm: limits.append(max_norm) or
                         real_clip(params, max_norm))
-    run(tmp_path / "off", corpus, "--max_steps", "2", "--eval_interval", "2", "--grad_clip", "0")
-    run(tmp_path / "on", corpus, "--max_steps", "2", "--eval_interval", "2", "--grad_clip", "0.5")
+    run(tmp_path / "off", syn_dir, "--max_steps", "2", "--eval_interval", "2", "--grad_clip", "0")
+    run(tmp_path / "on", syn_dir, "--max_steps", "2", "--eval_interval", "2", "--grad_clip", "0.5")
     assert limits == [math.inf, math.inf, 0.5, 0.5]
     assert all(r["grad_norm"] > 0 for r in read_metrics(tmp_path / "off") if "grad_norm" in r)
 
 
-def test_learning_rate_warms_up_from_zero_to_the_peak(tmp_path, corpus):
-    run(tmp_path, corpus, "--max_steps", "12", "--eval_interval", "6", "--warmup_steps", "4")
+def test_learning_rate_warms_up_from_zero_to_the_peak(tmp_path, syn_dir):
+    run(tmp_path, syn_dir, "--max_steps", "12", "--eval_interval", "6", "--warmup_steps", "4")
     lrs = [r["lr"] for r in read_metrics(tmp_path) if "lr" in r]
     assert lrs[0] == 0.0 and max(lrs) == pytest.approx(3e-3)
 
 
-def test_head_training_improves_on_an_undertrained_model(tmp_path, corpus, capsys):
-    run(tmp_path, corpus, "--max_steps", "150", "--eval_interval", "150", "--lr", "1e-2", "--warmup_steps", "10")
-    run_head(tmp_path, corpus, "--head_tokens", "20000", "--head_val_tokens", "8000", "--head_epochs", "40",
+def test_head_training_improves_on_an_undertrained_model(tmp_path, syn_dir, capsys):
+    run(tmp_path, syn_dir, "--max_steps", "150", "--eval_interval", "150", "--lr", "1e-2", "--warmup_steps", "10")
+    run_head(tmp_path, syn_dir, "--head_tokens", "20000", "--head_val_tokens", "8000", "--head_epochs", "40",
              "--head_lr", "0.2", "--truth_windows", "8", "--head_prune_below", "0.01")
     rows = read_metrics(tmp_path, "head_metrics.jsonl")
     assert [r["epoch"] for r in rows] == [8, 16, 24, 32, 40]
@@ -124,7 +124,7 @@ def test_head_training_improves_on_an_undertrained_model(tmp_path, corpus, capsy
     assert rows[-1]["kl_head"] < rows[-1]["kl_base"]
     with open(tmp_path / "head.json") as f:
         exported = json.load(f)
-    assert exported["vocab_size"] == data.load_meta(corpus)["vocab_size"]
+    assert exported["vocab_size"] == corpus.load_meta(syn_dir)["vocab_size"]
     assert exported["temperature"] == 1.0
     # the sampling CLI finds the head beside the checkpoint and uses it
     sample.main(["--ckpt", str(tmp_path / "ckpt.pt"), "--method", "minpplus", "--num_samples", "2",
@@ -132,19 +132,19 @@ def test_head_training_improves_on_an_undertrained_model(tmp_path, corpus, capsy
     printed = capsys.readouterr().out
     assert printed.count("--- sample") == 2 and "tokens/s (cpu, minpplus)" in printed
     # a head is bound to the weights it was trained on, wherever the files move
-    run(tmp_path / "other", corpus, "--max_steps", "2", "--eval_interval", "2")
+    run(tmp_path / "other", syn_dir, "--max_steps", "2", "--eval_interval", "2")
     with pytest.raises(SystemExit, match="trained on checkpoint"):
         sample.main(["--ckpt", str(tmp_path / "other" / "ckpt.pt"), "--method", "minpplus",
                      "--head", str(tmp_path / "head.json"), "--device", "cpu"])
 
 
-def test_bad_flags_exit_with_a_message(tmp_path, corpus):
+def test_bad_flags_exit_with_a_message(tmp_path, syn_dir):
     with pytest.raises(SystemExit, match="unknown --preset"):
-        run(tmp_path, corpus, "--preset", "huge")
+        run(tmp_path, syn_dir, "--preset", "huge")
     with pytest.raises(SystemExit, match="no meta.json"):
         train.main(["--data_dir", str(tmp_path / "nothing"), "--out_dir", str(tmp_path), "--device", "cpu"])
     with pytest.raises(SystemExit, match="--resume but no checkpoint"):
-        run(tmp_path / "fresh", corpus, "--resume")
+        run(tmp_path / "fresh", syn_dir, "--resume")
     for flags, message in ((["--dim", "30"], "dim=30 is not divisible by n_heads=4"),
                            (["--n_kv_heads", "0"], "n_kv_heads=0 must be at least 1"),
                            (["--eval_interval", "0"], "--eval_interval must be at least 1"),
@@ -153,14 +153,14 @@ def test_bad_flags_exit_with_a_message(tmp_path, corpus):
                            (["--block_size", "9000", "--max_seq_len", "9000"],
                             r"val split has [\d,]+ tokens, too few for one window of 9000")):
         with pytest.raises(SystemExit, match=message):
-            run(tmp_path / "bad", corpus, *flags)
+            run(tmp_path / "bad", syn_dir, *flags)
         assert not (tmp_path / "bad" / "metrics.jsonl").exists()  # stopped before the first step
 
 
 @pytest.mark.parametrize("broken", ["loss", "gradient"])
-def test_non_finite_loss_or_gradient_stops_and_keeps_the_last_good_checkpoint(tmp_path, corpus, monkeypatch,
+def test_non_finite_loss_or_gradient_stops_and_keeps_the_last_good_checkpoint(tmp_path, syn_dir, monkeypatch,
                                                                               broken):
-    run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "2", "--warmup_steps", "1")
+    run(tmp_path, syn_dir, "--max_steps", "4", "--eval_interval", "2", "--warmup_steps", "1")
     real_forward, calls = train.Transformer.forward, []
 
     def forward_that_breaks(self, idx, targets=None, cache=None):
@@ -175,26 +175,27 @@ def test_non_finite_loss_or_gradient_stops_and_keeps_the_last_good_checkpoint(tm
     monkeypatch.setattr(train.Transformer, "forward", forward_that_breaks)
     message = "loss is nan at step 8" if broken == "loss" else "gradient norm is nan at step 8"
     with pytest.raises(SystemExit, match=message + ".*the last good checkpoint .*\\(step 6\\) is untouched"):
-        run(tmp_path, corpus, "--resume", "--max_steps", "12")
+        run(tmp_path, syn_dir, "--resume", "--max_steps", "12")
     kept = torch.load(tmp_path / "ckpt.pt", weights_only=False)
     assert kept["step"] == 6 and all(torch.isfinite(w).all() for w in kept["model"].values())
 
 
-def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch):
-    run(tmp_path / "lm", corpus, "--max_steps", "30", "--eval_interval", "30", "--lr", "1e-2", "--warmup_steps", "5")
+def test_interrupted_head_training_resumes_exactly(tmp_path, syn_dir, monkeypatch):
+    run(tmp_path / "lm", syn_dir, "--max_steps", "30", "--eval_interval", "30", "--lr", "1e-2", "--warmup_steps", "5")
     head_args = ["--init_from", str(tmp_path / "lm" / "ckpt.pt"), "--head_tokens", "6000", "--head_val_tokens", "2000",
                  "--head_epochs", "20"]
-    run_head(tmp_path / "straight", corpus, *head_args)
+    run_head(tmp_path / "straight", syn_dir, *head_args)
     watch_head_loss(monkeypatch, interrupt_at(6))  # a real SIGINT in the sixth epoch (evals call it too)
     with pytest.raises(SystemExit) as stopped:
-        run_head(tmp_path / "split", corpus, *head_args)
+        run_head(tmp_path / "split", syn_dir, *head_args)
     assert stopped.value.code == 130
     monkeypatch.undo()
     interrupted = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
     assert interrupted["epoch"] == 8 and not (tmp_path / "split" / "head.json").exists()  # the round it was in
     with pytest.raises(SystemExit, match="was fitted with --head_tokens 6000.*--head_thresholds 32"):
-        run_head(tmp_path / "split", corpus, *head_args, "--head_tokens", "2000", "--head_thresholds", "16", "--resume")
-    run_head(tmp_path / "split", corpus, *head_args, "--resume")
+        run_head(tmp_path / "split", syn_dir, *head_args, "--head_tokens", "2000", "--head_thresholds", "16",
+                 "--resume")
+    run_head(tmp_path / "split", syn_dir, *head_args, "--resume")
     a = torch.load(tmp_path / "straight" / "head_ckpt.pt", weights_only=False)
     b = torch.load(tmp_path / "split" / "head_ckpt.pt", weights_only=False)
     assert a["epoch"] == b["epoch"] == 20
@@ -204,16 +205,16 @@ def test_interrupted_head_training_resumes_exactly(tmp_path, corpus, monkeypatch
     assert torch.equal(a["head"]["theta"], b["head"]["theta"]) and torch.equal(a["head"]["tau"], b["head"]["tau"])
     with open(tmp_path / "straight" / "head.json") as f, open(tmp_path / "split" / "head.json") as g:
         assert json.load(f)["weights"] == json.load(g)["weights"]
-    run(tmp_path / "lm", corpus, "--resume", "--max_steps", "32")  # the LM trains on in place
+    run(tmp_path / "lm", syn_dir, "--resume", "--max_steps", "32")  # the LM trains on in place
     with pytest.raises(SystemExit, match="fitted on other weights"):
-        run_head(tmp_path / "split", corpus, *head_args, "--resume")
+        run_head(tmp_path / "split", syn_dir, *head_args, "--resume")
 
 
-def test_head_kl_and_ce_are_both_at_the_head_temperature(tmp_path, corpus):
-    run(tmp_path, corpus, "--max_steps", "30", "--eval_interval", "30", "--lr", "1e-2", "--warmup_steps", "5")
+def test_head_kl_and_ce_are_both_at_the_head_temperature(tmp_path, syn_dir):
+    run(tmp_path, syn_dir, "--max_steps", "30", "--eval_interval", "30", "--lr", "1e-2", "--warmup_steps", "5")
     rows = {}
     for T in ("0.5", "1.0"):  # the untrained head (99 % of its weight on tau = 0): nearly the identity
-        run_head(tmp_path / T, corpus, "--init_from", str(tmp_path / "ckpt.pt"), "--temperature", T,
+        run_head(tmp_path / T, syn_dir, "--init_from", str(tmp_path / "ckpt.pt"), "--temperature", T,
                  "--head_lr", "0", "--head_epochs", "1")
         rows[T] = read_metrics(tmp_path / T, "head_metrics.jsonl")[-1]
         assert rows[T]["head_ce"] == pytest.approx(rows[T]["base_ce"], abs=0.01)
@@ -221,11 +222,11 @@ def test_head_kl_and_ce_are_both_at_the_head_temperature(tmp_path, corpus):
     assert rows["0.5"]["kl_base"] > rows["1.0"]["kl_base"] + 0.1  # which matters: T = 0.5 is far from the truth
 
 
-def test_bad_head_flags_exit_with_a_message_before_any_work(tmp_path, corpus):
+def test_bad_head_flags_exit_with_a_message_before_any_work(tmp_path, syn_dir):
     with pytest.raises(SystemExit, match="--temperature, --head_positions only apply to the head: add --head minpplus"):
-        run(tmp_path, corpus, "--head_positions", "answer", "--temperature", "2")  # LM mode would ignore them
+        run(tmp_path, syn_dir, "--head_positions", "answer", "--temperature", "2")  # LM mode would ignore them
     assert not (tmp_path / "ckpt.pt").exists()
-    run(tmp_path, corpus, "--max_steps", "2", "--eval_interval", "2")
+    run(tmp_path, syn_dir, "--max_steps", "2", "--eval_interval", "2")
     for flags, message in ((["--head_tokens", "0"], "--head_tokens must be at least 1"),
                            (["--head_prune_below", "2"], "--head_prune_below 2.0 must be a share"),
                            (["--block_size", "64"], "--block_size 64 exceeds .* max_seq_len 32"),
@@ -236,7 +237,7 @@ def test_bad_head_flags_exit_with_a_message_before_any_work(tmp_path, corpus):
                            (["--head_lr", "-1"], "--head_lr must be >= 0"),
                            (["--dim", "64"], "--dim cannot change the frozen model")):
         with pytest.raises(SystemExit, match=message):
-            run_head(tmp_path / "bad", corpus, "--init_from", str(tmp_path / "ckpt.pt"), *flags)
+            run_head(tmp_path / "bad", syn_dir, "--init_from", str(tmp_path / "ckpt.pt"), *flags)
         assert not (tmp_path / "bad" / "head_ckpt.pt").exists()
     ckpt = torch.load(tmp_path / "ckpt.pt", weights_only=True)
     torch.save({k: v for k, v in ckpt.items() if k != "train_config"}, tmp_path / "bare.pt")  # not train.py's
@@ -245,34 +246,34 @@ def test_bad_head_flags_exit_with_a_message_before_any_work(tmp_path, corpus):
                     "--device", "cpu"])
 
 
-def test_head_training_under_torchrun_says_to_use_one_process(corpus, monkeypatch):
+def test_head_training_under_torchrun_says_to_use_one_process(syn_dir, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(SystemExit, match="head training runs in one process"):
-        train.main(["--head", "minpplus", "--data_dir", corpus])
+        train.main(["--head", "minpplus", "--data_dir", syn_dir])
 
 
-def test_collect_stats_stops_on_a_target_the_logits_rule_out(corpus):
-    meta = data.load_meta(corpus)
+def test_collect_stats_stops_on_a_target_the_logits_rule_out(syn_dir):
+    meta = corpus.load_meta(syn_dir)
     V = meta["vocab_size"]
 
     def only_token_0(x):  # every other token at -inf: log p_y = -inf for most targets
         return torch.where(torch.arange(V) == 0, 0.0, float("-inf")).expand(*x.shape, V)
 
     with pytest.raises(ValueError, match="logits hold NaN or inf under float32 autocast: check the checkpoint"):
-        train_head.collect_stats(only_token_0, train_head.MinPPlusHead(), data.open_split(corpus, "val", meta), 256,
+        train_head.collect_stats(only_token_0, train_head.MinPPlusHead(), corpus.open_split(syn_dir, "val", meta), 256,
                             train.TrainConfig(batch_size=4, block_size=32), "cpu")
 
 
-def test_ctrl_c_in_the_last_head_round_still_exports_the_head(tmp_path, corpus, monkeypatch):
-    run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "4")
+def test_ctrl_c_in_the_last_head_round_still_exports_the_head(tmp_path, syn_dir, monkeypatch):
+    run(tmp_path, syn_dir, "--max_steps", "4", "--eval_interval", "4")
     calls = watch_head_loss(monkeypatch, interrupt_at(9))  # 5 rounds of one epoch: a step, then an eval
-    run_head(tmp_path, corpus, "--head_epochs", "5")  # call 9 is the last step
+    run_head(tmp_path, syn_dir, "--head_epochs", "5")  # call 9 is the last step
     assert len(calls) == 11 and (tmp_path / "head.json").exists()  # 5 steps, 5 evals, the final summary
     assert torch.load(tmp_path / "head_ckpt.pt", weights_only=False)["epoch"] == 5
 
 
-def test_frozen_logits_that_overflow_fp16_stop_with_the_dtype_fix(tmp_path, corpus, monkeypatch):
-    run(tmp_path, corpus, "--max_steps", "5", "--eval_interval", "5")
+def test_frozen_logits_that_overflow_fp16_stop_with_the_dtype_fix(tmp_path, syn_dir, monkeypatch):
+    run(tmp_path, syn_dir, "--max_steps", "5", "--eval_interval", "5")
     real_load = train_head.load_checkpoint
 
     def loud(path, device):  # the same LM with logits ~1e6: past fp16's 65504, well inside bf16's range
@@ -283,23 +284,23 @@ def test_frozen_logits_that_overflow_fp16_stop_with_the_dtype_fix(tmp_path, corp
 
     monkeypatch.setattr(train_head, "load_checkpoint", loud)
     with pytest.raises(SystemExit, match="under float16 autocast: pass --dtype bfloat16"):
-        run_head(tmp_path, corpus, "--dtype", "float16")
+        run_head(tmp_path, syn_dir, "--dtype", "float16")
     assert not os.path.exists(tmp_path / "head_ckpt.pt")
-    run_head(tmp_path, corpus, "--dtype", "bfloat16", "--head_epochs", "5")
-    assert json.loads((tmp_path / "head.json").read_text())["vocab_size"] == data.load_meta(corpus)["vocab_size"]
+    run_head(tmp_path, syn_dir, "--dtype", "bfloat16", "--head_epochs", "5")
+    assert json.loads((tmp_path / "head.json").read_text())["vocab_size"] == corpus.load_meta(syn_dir)["vocab_size"]
 
 
-def test_the_head_is_fitted_and_judged_on_the_two_halves_of_held_out_text(corpus):
-    meta = data.load_meta(corpus)
-    val = np.asarray(data.open_split(corpus, "val", meta))
-    fit, judge = train_head.head_texts(train.TrainConfig(data_dir=corpus, block_size=32), meta)
+def test_the_head_is_fitted_and_judged_on_the_two_halves_of_held_out_text(syn_dir):
+    meta = corpus.load_meta(syn_dir)
+    val = np.asarray(corpus.open_split(syn_dir, "val", meta))
+    fit, judge = train_head.head_texts(train.TrainConfig(data_dir=syn_dir, block_size=32), meta)
     assert len(fit) == len(val) // 2 and np.array_equal(np.concatenate([fit, judge]), val)
-    fit, judge = train_head.head_texts(train.TrainConfig(data_dir=corpus, block_size=32, head_data="train"), meta)
-    assert np.array_equal(fit, data.open_split(corpus, "train", meta)) and np.array_equal(judge, val)
+    fit, judge = train_head.head_texts(train.TrainConfig(data_dir=syn_dir, block_size=32, head_data="train"), meta)
+    assert np.array_equal(fit, corpus.open_split(syn_dir, "train", meta)) and np.array_equal(judge, val)
     with pytest.raises(ValueError, match="too short to halve"):
-        train_head.head_texts(train.TrainConfig(data_dir=corpus, block_size=len(val) // 2), meta)
+        train_head.head_texts(train.TrainConfig(data_dir=syn_dir, block_size=len(val) // 2), meta)
     with pytest.raises(SystemExit, match="unknown --head_data"):
-        train.main(["--head", "minpplus", "--head_data", "test", "--data_dir", corpus])
+        train.main(["--head", "minpplus", "--head_data", "test", "--data_dir", syn_dir])
 
 
 class NanGradient(torch.autograd.Function):
@@ -315,9 +316,9 @@ class NanGradient(torch.autograd.Function):
 
 
 @pytest.mark.parametrize("broken", ["loss", "gradient"])
-def test_non_finite_head_training_stops_and_keeps_the_last_good_head_checkpoint(tmp_path, corpus, monkeypatch,
+def test_non_finite_head_training_stops_and_keeps_the_last_good_head_checkpoint(tmp_path, syn_dir, monkeypatch,
                                                                                   broken):
-    run(tmp_path, corpus, "--max_steps", "4", "--eval_interval", "4")
+    run(tmp_path, syn_dir, "--max_steps", "4", "--eval_interval", "4")
     def break_it(n, loss):  # calls 1-2: the first round's steps, 3: its eval, 4-5: round two
         if broken == "loss" and n > 3:
             return loss * float("nan")
@@ -328,16 +329,16 @@ def test_non_finite_head_training_stops_and_keeps_the_last_good_head_checkpoint(
     watch_head_loss(monkeypatch, break_it)
     message = "head loss is nan" if broken == "loss" else "weights are not finite"
     with pytest.raises(SystemExit, match=message):
-        run_head(tmp_path, corpus, "--head_epochs", "10")
+        run_head(tmp_path, syn_dir, "--head_epochs", "10")
     kept = torch.load(tmp_path / "head_ckpt.pt", weights_only=False)
     assert kept["epoch"] == 2 and torch.isfinite(kept["head"]["theta"]).all()
     assert not (tmp_path / "head.json").exists()
 
 
-def test_ddp_under_torchrun_on_cpu_trains_and_resumes(tmp_path, corpus):
+def test_ddp_under_torchrun_on_cpu_trains_and_resumes(tmp_path, syn_dir):
     def torchrun(*extra):
         command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                   "train.py", "--data_dir", corpus, "--out_dir", str(tmp_path), *SMALL, *extra]
+                   "train.py", "--data_dir", syn_dir, "--out_dir", str(tmp_path), *SMALL, *extra]
         return subprocess.run(command, cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                               capture_output=True, text=True, timeout=300)
 
@@ -353,7 +354,7 @@ def test_ddp_under_torchrun_on_cpu_trains_and_resumes(tmp_path, corpus):
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["step"] == 40
     with pytest.raises(SystemExit, match="same number of processes"):
-        run(tmp_path, corpus, "--max_steps", "50", "--resume")
+        run(tmp_path, syn_dir, "--max_steps", "50", "--resume")
 
 
 def late(fn, cycles):
@@ -366,9 +367,9 @@ def late(fn, cycles):
 
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
     not torch.cuda.is_available(), reason="needs a CUDA GPU"))])
-def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperature(corpus, device):
-    meta = data.load_meta(corpus)
-    tokens = data.open_split(corpus, "train", meta)
+def test_collect_stats_are_the_statistics_of_the_frozen_logits_at_the_temperature(syn_dir, device):
+    meta = corpus.load_meta(syn_dir)
+    tokens = corpus.open_split(syn_dir, "train", meta)
     torch.manual_seed(0)
     model = Transformer(ModelConfig(vocab_size=meta["vocab_size"], dim=32, n_layers=2, n_heads=4,
                                                 n_kv_heads=2, max_seq_len=32)).to(device).eval().requires_grad_(False)

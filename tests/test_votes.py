@@ -5,10 +5,12 @@ import numpy as np
 import pytest
 import torch
 
+import corpus
 import passk
 import task
 import train
 import votes
+import word_problems
 from model import load_checkpoint
 from sample import generate
 
@@ -31,12 +33,12 @@ def test_answer_chances_by_hand():
 
 def test_exact_chances_agree_with_sampled_answers(tmp_path):
     data_dir, out_dir = str(tmp_path / "task"), str(tmp_path / "lm")
-    task.prepare_task(data_dir, max_number=6, train_problems=300, val_problems=20, eval_problems=24)
+    word_problems.prepare_task(data_dir, max_number=6, train_problems=300, val_problems=20, eval_problems=24)
     train.main(["--data_dir", data_dir, "--out_dir", out_dir, "--dim", "32", "--n_layers", "1", "--n_heads", "4",
                 "--n_kv_heads", "2", "--max_seq_len", "32", "--batch_size", "8", "--max_steps", "30",
                 "--eval_interval", "30", "--eval_batches", "1", "--device", "cpu"])
     model, _ = load_checkpoint(f"{out_dir}/ckpt.pt", "cpu")
-    token_id = task.data.load_tokenizer(data_dir).get_vocab()
+    token_id = corpus.load_tokenizer(data_dir).get_vocab()
     problems = task.Problems(task.load_problems(data_dir, token_id), token_id)
     number_of = {i: int(w) for w, i in token_id.items() if w.isdigit()}
     out = votes.answer_outcomes(model, problems, set(number_of), 0)
