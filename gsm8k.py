@@ -15,13 +15,18 @@ import argparse
 import json
 import os
 import re
+from collections import Counter
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
+import metrics
+import passk
 import pretrained_tokenizer
 import script
 import task
+import votes
 import word_problems
 from model import load_checkpoint, pick_device
 from sample import generate, load_head
@@ -80,17 +85,40 @@ def samplers(args, model, device):
     return out
 
 
-def evaluate_file(args):
-    """One row per sampler (accuracy, its 95 % Wilson interval, malformed share, reply lengths) and each reply."""
-    device = pick_device(args.device)
-    problems = word_problems.read_problems(args.task)[:args.problems or None]
+def vote_counts(given, finals):
+    """(right (P,), others (P, C)) of n draws per problem: how many draws gave the right number, and
+    how many gave each wrong number (malformed draws, None, cast no vote); given: P lists of numbers."""
+    right = np.array([sum(g == a for g in draws) for draws, a in zip(given, finals)])
+    wrong = [Counter(g for g in draws if g is not None and g != a) for draws, a in zip(given, finals)]
+    others = np.zeros((len(given), max([len(w) for w in wrong] + [1])), dtype=np.int64)
+    for i, w in enumerate(wrong):
+        others[i, :len(w)] = sorted(w.values(), reverse=True)
+    return right, others
+
+
+def score_names(draws):
+    """pass@k (k in passk.KS) and maj@k (k in passk.MAJ_KS) for every k that draws allow (2k <= draws;
+    pass@1 always): unbiased estimators need n >= k draws, 2k keeps their variance low."""
+    return [f"pass@{k}" for k in passk.KS if 2 * k <= draws or k == 1] + \
+        [f"maj@{k}" for k in passk.MAJ_KS if 2 * k <= draws]
+
+
+def draw_scores(given, finals, n, draws):
+    """{name: (P,)} each problem's unbiased pass@k and maj@k from its n draws (given: P lists of n numbers);
+    n = 1 is greedy, whose one reply is every draw's: pass@k = maj@k = whether it is right."""
+    right, others = vote_counts(given, finals)
+    if n == 1:
+        return {name: right.astype(np.float64) for name in score_names(draws)}
+    counts = np.full(len(finals), n)
+    return {name: passk.pass_at_k_from_draws(counts, right, int(name[5:])) if name.startswith("pass@")
+            else passk.maj_at_k_from_draws(right, others, counts, int(name[4:])) for name in score_names(draws)}
+
+
+def prompts_and_stops(args, model, problems):
+    """(token ids of each problem's prompt, the ids that end a reply, the tokenizer)."""
     shots = word_problems.read_problems(args.train)[:args.fewshot] if args.fewshot else ()
     if len(shots) < args.fewshot:
         raise ValueError(f"--fewshot {args.fewshot} but {args.train} holds {len(shots)} problems: ask for fewer")
-    model, ckpt = load_checkpoint(args.ckpt, device)
-    if "converted_from" not in ckpt:
-        raise ValueError(f"{args.ckpt} is not a converted model: GSM8K-format files need one from convert.py "
-                         f"(its tokenizer and chat template travel beside ckpt.pt)")
     tokenizer, meta = pretrained_tokenizer.load(os.path.dirname(args.ckpt) or ".")
     texts = word_problems.prompt_texts([q for q, _, _ in problems], meta, tokenizer, shots, args.instruction)
     prompts = [pretrained_tokenizer.encode(tokenizer, meta, t) for t in texts]
@@ -100,32 +128,51 @@ def evaluate_file(args):
     stop_ids = list(meta["stop_ids"])
     if shots:  # a plain-text reply ends at its first blank line: stop at any token that holds one
         stop_ids += [i for i in range(tokenizer.get_vocab_size()) if "\n\n" in tokenizer.decode([i])]
-    stop_ids = stop_ids or None
+    return prompts, stop_ids or None, tokenizer
+
+
+def evaluate_file(args):
+    """One row per sampler (accuracy with its 95 % interval, malformed share, reply lengths; pass@k and
+    maj@k with --draws) and each reply."""
+    device = pick_device(args.device)
+    problems = word_problems.read_problems(args.task)[:args.problems or None]
+    model, ckpt = load_checkpoint(args.ckpt, device)
+    if "converted_from" not in ckpt:
+        raise ValueError(f"{args.ckpt} is not a converted model: GSM8K-format files need one from convert.py "
+                         f"(its tokenizer and chat template travel beside ckpt.pt)")
+    prompts, stop_ids, tokenizer = prompts_and_stops(args, model, problems)
+    finals, P, number_text = [a for _, _, a in problems], len(problems), word_problems.number_text
     rows, kept = [], []
     for label, method, params in samplers(args, model, device):
-        ids = replies(model, prompts, args.max_answer_tokens, stop_ids, method, params, args.seed, args.batch_size)
-        texts = [reply_text(tokenizer, r, bool(shots)) for r in ids]
-        given, correct = score(texts, [a for _, _, a in problems])
-        hits, n = sum(correct), len(problems)
-        low, high = task.wilson_interval(hits, n)
+        n = 1 if method == "greedy" else args.draws  # greedy gives the same reply every time
+        ids = replies(model, [p for p in prompts for _ in range(n)], args.max_answer_tokens, stop_ids, method,
+                      params, args.seed, args.batch_size)
+        texts = [reply_text(tokenizer, r, args.fewshot > 0) for r in ids]
+        given, correct = score(texts, [a for a in finals for _ in range(n)])
+        scores = draw_scores([given[i * n:(i + 1) * n] for i in range(P)], finals, n, args.draws)
+        fields = votes.row_fields(scores, metrics.bootstrap_weights(P, 1000, args.seed))
+        hits = sum(correct)  # one draw: Wilson's interval; more: the draws of a problem are not independent
+        low, high = task.wilson_interval(hits, P) if args.draws == 1 else fields["pass@1_ci"]
         value = {k: v for k, v in params.items() if k != "head"}
-        rows.append({"sampler": label, "method": method, **value, "accuracy": hits / n, "ci_low": low,
-                     "ci_high": high, "correct": hits, "n": n, "malformed": sum(g is None for g in given) / n,
-                     "mean_tokens": sum(map(len, ids)) / n,
-                     "hit_budget": sum(len(r) == args.max_answer_tokens and r[-1] not in (stop_ids or [])
-                                       for r in ids) / n})
+        at_budget = sum(len(r) == args.max_answer_tokens and r[-1] not in (stop_ids or []) for r in ids)
+        rows.append({"sampler": label, "method": method, **value, "accuracy": hits / len(ids), "ci_low": low,
+                     "ci_high": high, "correct": hits, "n": P, "draws": n,
+                     "malformed": sum(g is None for g in given) / len(ids),
+                     "mean_tokens": sum(map(len, ids)) / len(ids),
+                     "hit_budget": at_budget / len(ids), **fields})
         print(summary_line(rows[-1]), flush=True)
-        number_text = word_problems.number_text
-        kept += [{"sampler": label, "problem": i, "reply": t, "given": None if g is None else number_text(g),
-                  "answer": number_text(problems[i][2]), "correct": c}
+        kept += [{"sampler": label, "problem": i // n, "draw": i % n, "reply": t,
+                  "given": None if g is None else number_text(g), "answer": number_text(finals[i // n]), "correct": c}
                  for i, (t, g, c) in enumerate(zip(texts, given, correct))]
     return rows, kept
 
 
 def summary_line(row):
+    votes = "".join(f", {k} {row[k]:.1%}" for k in row if k.startswith(("pass@", "maj@")) and k != "pass@1"
+                    and not k.endswith("_ci"))
     return (f"{row['sampler']:<22} accuracy {row['accuracy']:6.1%} ({row['ci_low']:.1%}–{row['ci_high']:.1%}), "
-            f"malformed {row['malformed']:.1%}, {row['n']} problems, {row['mean_tokens']:.0f} tokens a reply, "
-            f"{row['hit_budget']:.0%} at the budget")
+            f"malformed {row['malformed']:.1%}, {row['n']} problems × {row['draws']}, {row['mean_tokens']:.0f} "
+            f"tokens a reply, {row['hit_budget']:.0%} at the budget{votes}")
 
 
 # ----------------------------------------------------------------------------
@@ -165,6 +212,8 @@ def run(argv=None):
     parser.add_argument("--min_p", type=float, default=0.1)
     parser.add_argument("--head", help="MinP+ head JSON (train.py --head minpplus) for the minpplus sampler")
     parser.add_argument("--head_strength", type=float, default=1.0)
+    parser.add_argument("--draws", type=int, default=1, help="replies per problem for each sampler (greedy: one); "
+                        "pass@k and maj@k for k in 1..16 with 2k <= draws, unbiased estimates from the draws")
     parser.add_argument("--batch_size", type=int, default=32, help="replies decoded at once")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto: cuda when available, else cpu")
@@ -172,8 +221,9 @@ def run(argv=None):
     args = parser.parse_args(argv)
     if args.head and "minpplus" not in args.samplers and args.samplers == parser.get_default("samplers"):
         args.samplers = args.samplers + ["minpplus"]
-    if min(args.max_answer_tokens, args.batch_size) < 1 or min(args.problems, args.fewshot) < 0:
-        raise ValueError("--max_answer_tokens and --batch_size must be at least 1, --problems and --fewshot >= 0")
+    if min(args.max_answer_tokens, args.batch_size, args.draws) < 1 or min(args.problems, args.fewshot) < 0:
+        raise ValueError("--max_answer_tokens, --batch_size and --draws must be at least 1, --problems and "
+                         "--fewshot >= 0")
     if bool(args.fewshot) != bool(args.train):
         raise ValueError("--fewshot N and --train FILE.jsonl go together: pass both or neither")
     if not args.temperature > 0:
@@ -183,7 +233,7 @@ def run(argv=None):
     script.make_out_dir(out_dir)
     prompting = f"{args.fewshot}-shot from {args.train}" if args.fewshot else "chat template"
     results = {"task": args.task, "ckpt": args.ckpt, "prompting": prompting, "instruction": args.instruction,
-               "max_answer_tokens": args.max_answer_tokens, "seed": args.seed, "rows": rows}
+               "max_answer_tokens": args.max_answer_tokens, "draws": args.draws, "seed": args.seed, "rows": rows}
     path = os.path.join(out_dir, "gsm8k_results.json")
     script.write_text(path, json.dumps(results, indent=1) + "\n")
     script.write_text(os.path.join(out_dir, "gsm8k_replies.jsonl"), "".join(json.dumps(r) + "\n" for r in kept))

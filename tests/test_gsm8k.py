@@ -1,7 +1,9 @@
 """GSM8K-format files: reading them, reading a number out of a reply, the built-in problems written in the
 format, and the evaluation and head data of a tiny random model laid out as convert.py writes one."""
+import itertools
 import json
 import re
+from collections import Counter
 from dataclasses import asdict
 from fractions import Fraction
 
@@ -225,3 +227,59 @@ def test_head_fitted_on_answer_tokens_and_sampled(tiny, tmp_path, capsys):
                    "--out_dir", str(tmp_path / "e")])
     rows = json.loads((tmp_path / "e" / "gsm8k_results.json").read_text())["rows"]
     assert rows[-1]["sampler"] == "MinP+ head.json" and rows[-1]["head_strength"] == 1.0
+
+
+def brute_force(draws, answer, k):
+    """pass@k and maj@k of one problem by enumerating every k-subset of its draws (ties: a fair share)."""
+    passes, wins, subsets = 0.0, 0.0, list(itertools.combinations(draws, k))
+    for subset in subsets:
+        passes += answer in subset
+        votes = Counter(g for g in subset if g is not None)
+        top = max(votes.values(), default=0)
+        leaders = [g for g, v in votes.items() if v == top]
+        wins += (answer in leaders) / len(leaders) if leaders else 0.0  # all malformed: no winner
+    return passes / len(subsets), wins / len(subsets)
+
+
+def test_pass_and_maj_from_draws_equal_every_subset_counted():
+    rng = np.random.default_rng(0)
+    finals = [Fraction(3), Fraction(7), Fraction(1, 2), Fraction(0)]
+    outcomes = [Fraction(3), Fraction(7), Fraction(1, 2), Fraction(0), Fraction(5), None]
+    given = [[outcomes[i] for i in rng.choice(len(outcomes), 8, p=[.3, .2, .1, .1, .2, .1])] for _ in finals]
+    given[3] = [None] * 8  # every draw malformed: no vote, no pass
+    scores = gsm8k.draw_scores(given, finals, 8, 8)
+    assert sorted(scores) == ["maj@4", "pass@1", "pass@2", "pass@4"]  # 2k <= 8 draws
+    for i, (draws, answer) in enumerate(zip(given, finals)):
+        for k in (1, 2, 4):
+            assert scores[f"pass@{k}"][i] == pytest.approx(brute_force(draws, answer, k)[0], abs=1e-12)
+        assert scores["maj@4"][i] == pytest.approx(brute_force(draws, answer, 4)[1], abs=1e-12)
+    assert scores["pass@4"][3] == scores["maj@4"][3] == 0
+    greedy = gsm8k.draw_scores([[Fraction(3)], [None], [Fraction(2)], [Fraction(0)]], finals, 1, 8)
+    assert all(list(v) == [1, 0, 0, 1] for v in greedy.values())  # greedy's one answer is every draw's
+
+
+def test_draws_give_pass_at_k_and_maj_at_k_rows_matching_their_replies(tiny, tmp_path, capsys):
+    model_dir, files = tiny
+    evaluate.main(["--task", str(files / "test.jsonl"), "--ckpt", str(model_dir / "ckpt.pt"), "--problems", "3",
+                   "--max_answer_tokens", "6", "--draws", "8", "--samplers", "greedy", "temperature",
+                   "--temperature", "3", "--device", "cpu", "--out_dir", str(tmp_path)])
+    assert "pass@4" in capsys.readouterr().out
+    results = json.loads((tmp_path / "gsm8k_results.json").read_text())
+    replies = [json.loads(line) for line in (tmp_path / "gsm8k_replies.jsonl").read_text().splitlines()]
+    finals = [f for _, _, f in word_problems.read_problems(str(files / "test.jsonl"))][:3]
+    greedy, sampled = results["rows"]
+    assert greedy["draws"] == 1 and sampled["draws"] == 8 and results["draws"] == 8
+    for row in results["rows"]:
+        mine = [r for r in replies if r["sampler"] == row["sampler"]]
+        assert [(r["problem"], r["draw"]) for r in mine] == [(p, d) for p in range(3) for d in range(row["draws"])]
+        given = [[None if r["given"] is None else Fraction(r["given"]) for r in mine if r["problem"] == p]
+                 for p in range(3)]
+        expected = gsm8k.draw_scores(given, finals, row["draws"], 8)
+        assert {k for k in row if k.startswith(("pass@", "maj@")) and not k.endswith("_ci")} == set(expected)
+        for name, values in expected.items():
+            low, high = row[name + "_ci"]
+            assert row[name] == pytest.approx(values.mean()) and low <= row[name] <= high
+        assert row["pass@1"] == pytest.approx(row["accuracy"])
+    assert greedy["pass@4"] == greedy["maj@4"] == greedy["accuracy"]
+    one_line_error(evaluate.main, ["--task", str(files / "test.jsonl"), "--ckpt", str(model_dir / "ckpt.pt"),
+                                   "--draws", "0"], "--draws must be at least 1")
