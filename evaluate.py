@@ -11,7 +11,7 @@ On the synthetic language the val split is halved: MinP+ heads are fitted (one p
 and every baseline is tuned on windows of the first half; every figure comes from windows of the
 second. Each setting's distribution q comes from sample.filter_logits, the function sampling uses.
 Writes results.csv (one row per setting), summary.md, samples.csv, text.csv and, with matplotlib,
-garbage_vs_lost.png and frontier.png into --out_dir.
+garbage_vs_lost.png, frontier.png and text_frontier.png into --out_dir.
 """
 import argparse
 import math
@@ -474,6 +474,7 @@ def evaluate_checkpoint(args):
         text_md, text_rows = text_md + [""] + lines, text_rows + rows
     if text_rows:
         reporting.write_csv(os.path.join(args.out_dir, "text.csv"), text_rows)
+        reporting.plot_text(text_rows, os.path.join(args.out_dir, "text_frontier.png"))
     heads = "a MinP+ head fitted at each temperature"
     if args.head:
         heads = ("the given head at every temperature" if len(args.head) == 1 else "the given heads at T = "

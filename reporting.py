@@ -1,5 +1,6 @@
 """evaluate.py's output: markdown tables, CSV files and the optional plots (matplotlib)."""
 import csv
+import math
 import os
 
 import numpy as np
@@ -127,3 +128,34 @@ def plot_frontiers(fig, grid, report_means, temperatures, curves, methods):
         ax.set(xlabel="entropy H(q), nats (diversity)", ylabel=label, title=f"{y_name}: quality at each diversity")
         ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7)
+
+
+def plot_text(rows, path):
+    """text_frontier.png from text.csv's rows, a row of two panels per source: the share of the
+    real next tokens each setting removes, and its cross-entropy where finite, against H(q); each
+    family's settings joined along its knob at each temperature. False without matplotlib."""
+    try:
+        from matplotlib.figure import Figure  # optional: no pyplot, so no global backend state
+    except ImportError:
+        return False
+    sources = list(dict.fromkeys(r["source"] for r in rows))
+    fig = Figure(figsize=(11, 4.2 * len(sources)))
+    for k, source in enumerate(sources):
+        mine = [r for r in rows if r["source"] == source]
+        for j, (y_name, label) in enumerate((("removed", "real next tokens removed"), ("ce", "cross-entropy, nats"))):
+            ax = fig.add_subplot(len(sources), 2, 2 * k + j + 1)
+            for method in dict.fromkeys(r["method"] for r in mine):
+                points = sorted((r["entropy"], r[y_name]) for r in mine if r["method"] == method
+                                and math.isfinite(r[y_name]))
+                if points:
+                    ax.plot(*zip(*points), "-" if method in ("temperature", "minpplus") else ".", label=method,
+                            lw=2.5 if method in ("minpplus", "temperature") else 1, ms=4)
+            for r in mine:
+                if r["auto"] or (r["method"] == "temperature" and r["temperature"] == 1):
+                    ax.plot(r["entropy"], r[y_name], "*" if r["auto"] else "o", ms=11, color="k", mfc="none")
+            ax.set(xlabel="entropy H(q), nats (diversity)", ylabel=label, title=f"{source[:60]}")
+            ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, title="star: MinP+ auto; circle: T = 1", title_fontsize=7)
+    fig.tight_layout()
+    script.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    return True

@@ -223,8 +223,8 @@ def verdict(model, fit, report, grid, args, params_of, named_of, families_of, to
                                {index[('temperature', T, None)] for T in Ts})
     rows = [{"source": source, "temperature": s["temperature"], "method": s["method"],
              "param": "" if s["param"] is None else s["param"], "ce": ce[i], "removed": means["lost"][i],
-             "entropy": means["entropy"][i], "bits_per_byte": ce[i] / math.log(2) / bytes_per_token}
-            for i, s in enumerate(grid)]
+             "entropy": means["entropy"][i], "bits_per_byte": ce[i] / math.log(2) / bytes_per_token,
+             "auto": i == named[(T_auto, AUTO)]} for i, s in enumerate(grid)]
     return lines, rows, heads, named
 
 

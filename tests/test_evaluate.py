@@ -187,11 +187,14 @@ def test_quick_runs_end_to_end(tmp_path):
     plain = [r for r in text_rows if r["method"] == "temperature"]
     assert all(0 < float(r["bits_per_byte"]) < 20 and float(r["removed"]) == 0 for r in plain)
     assert any(float(r["removed"]) > 0 and float(r["ce"]) == math.inf for r in text_rows if r["method"] == "min_p")
+    auto = [r for r in text_rows if r["auto"] == "True"]
+    assert len(auto) == 1 and auto[0]["method"] == "minpplus" and float(auto[0]["param"]) == 1.0  # one MinP+ auto
     for section in ("MinP+ picks its temperature", "MinP+ fitted on other.txt", "MinP+ auto picks T =",
                     "CE (nats/token", "Share of real next tokens removed", "model_nll"):
         assert section in summary, section
     if importlib.util.find_spec("matplotlib"):  # plots only with matplotlib installed
         assert (tmp_path / "frontier.png").stat().st_size > 0 and (tmp_path / "garbage_vs_lost.png").exists()
+        assert (tmp_path / "text_frontier.png").stat().st_size > 0
 
 
 @pytest.mark.parametrize("flags, message", [
