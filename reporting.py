@@ -132,8 +132,9 @@ def plot_frontiers(fig, grid, report_means, temperatures, curves, methods):
 
 def plot_text(rows, path):
     """text_frontier.png from text.csv's rows, a row of two panels per source: the share of the
-    real next tokens each setting removes, and its cross-entropy where finite, against H(q); each
-    family's settings joined along its knob at each temperature. False without matplotlib."""
+    real next tokens each setting removes, and its cross-entropy where finite, against H(q). Plain
+    temperature and MinP+ as fitted (λ = 1) are lines over T; every other setting is a dot. False
+    without matplotlib."""
     try:
         from matplotlib.figure import Figure  # optional: no pyplot, so no global backend state
     except ImportError:
@@ -142,20 +143,27 @@ def plot_text(rows, path):
     fig = Figure(figsize=(11, 4.2 * len(sources)))
     for k, source in enumerate(sources):
         mine = [r for r in rows if r["source"] == source]
-        for j, (y_name, label) in enumerate((("removed", "real next tokens removed"), ("ce", "cross-entropy, nats"))):
+        for j, (y_name, label) in enumerate((("removed", "share of real next tokens removed"),
+                                             ("ce", "cross-entropy, nats per token"))):
             ax = fig.add_subplot(len(sources), 2, 2 * k + j + 1)
-            for method in dict.fromkeys(r["method"] for r in mine):
-                points = sorted((r["entropy"], r[y_name]) for r in mine if r["method"] == method
-                                and math.isfinite(r[y_name]))
-                if points:
-                    ax.plot(*zip(*points), "-" if method in ("temperature", "minpplus") else ".", label=method,
-                            lw=2.5 if method in ("minpplus", "temperature") else 1, ms=4)
+            for n, method in enumerate(dict.fromkeys(r["method"] for r in mine)):
+                color = f"C{n}"
+                dots = [r for r in mine if r["method"] == method and math.isfinite(r[y_name])]
+                line = sorted((r for r in dots if method == "temperature" or (method == "minpplus"
+                               and float(r["param"]) == 1)), key=lambda r: r["temperature"])
+                ax.plot([r["entropy"] for r in dots], [r[y_name] for r in dots], ".", color=color, ms=3,
+                        label=None if line else method)
+                if line:
+                    ax.plot([r["entropy"] for r in line], [r[y_name] for r in line], "-", color=color, lw=2,
+                            label=method + (" (λ = 1)" if method == "minpplus" else "") + ", over T")
             for r in mine:
                 if r["auto"] or (r["method"] == "temperature" and r["temperature"] == 1):
-                    ax.plot(r["entropy"], r[y_name], "*" if r["auto"] else "o", ms=11, color="k", mfc="none")
-            ax.set(xlabel="entropy H(q), nats (diversity)", ylabel=label, title=f"{source[:60]}")
+                    ax.plot(r["entropy"], r[y_name], "*" if r["auto"] else "o", ms=12, color="k", mfc="none")
+            if y_name == "removed":
+                ax.set_yscale("symlog", linthresh=1e-3)
+                ax.legend(fontsize=7, title="star: MinP+ auto; circle: T = 1", title_fontsize=7)
+            ax.set(xlabel="entropy H(q), nats (diversity)", ylabel=label, title=source.split(",")[0])
             ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7, title="star: MinP+ auto; circle: T = 1", title_fontsize=7)
     fig.tight_layout()
     script.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
     return True
