@@ -429,8 +429,10 @@ def format_diagnostics(d, max_rows=8):
     return "\n".join(lines)
 
 
-def plot_curve(head, path):
-    """Save c(r) / c(1) against r (log axis) as a PNG; False when matplotlib is not installed."""
+def plot_curve(head, path, title="MinP+ cumulative weight"):
+    """Save c(r) / c(1) against r (log axis) as a PNG, beside the c(r) of plain sampling (1 for
+    every r) and of min-p 0.1 (0 below r = 0.1, 1 above): q ∝ p · c(r), so the curve is how much of
+    each token's probability the head keeps. False when matplotlib is not installed."""
     try:
         from matplotlib.figure import Figure  # optional: no pyplot, so no global backend state
     except ImportError:
@@ -441,12 +443,12 @@ def plot_curve(head, path):
     left = tau[1] / 10 if len(tau) > 1 else 1e-5  # log axis: draw tau_0 = 0's step from here
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot()
-    ax.step([left] + tau[1:], curve, where="post")
+    ax.step([left] + tau[1:], curve, where="post", lw=2, label="MinP+ (learned)")
+    ax.step([left, 0.1, 1.0], [0, 1, 1], where="post", ls="--", color="gray", label="min-p 0.1")
+    ax.plot([left, 1.0], [1, 1], ls=":", color="k", label="plain sampling")
     ax.set_xscale("log")
-    ax.set_xlim(left, 1.0)
-    ax.set_xlabel("r = p / max p")
-    ax.set_ylabel("c(r) / c(1)")
-    ax.set_title("MinP+ cumulative weight")
+    ax.set(xlim=(left, 1.0), xlabel="r = p / max p", ylabel="c(r) / c(1): share of p kept", title=title)
+    ax.legend(fontsize=8, loc="lower right")
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     script.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=120))
