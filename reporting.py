@@ -159,10 +159,14 @@ def plot_text(rows, path):
             for r in mine:
                 if r["auto"] or (r["method"] == "temperature" and r["temperature"] == 1):
                     ax.plot(r["entropy"], r[y_name], "*" if r["auto"] else "o", ms=12, color="k", mfc="none")
+            if y_name == "ce":  # zoom on the best CE: the differences that matter are hundredths of a nat
+                best = min(r["ce"] for r in mine)
+                ax.set_ylim(best - 0.01, best + 0.12)
             if y_name == "removed":
                 ax.set_yscale("symlog", linthresh=1e-3)
                 ax.legend(fontsize=7, title="star: MinP+ auto; circle: T = 1", title_fontsize=7)
-            ax.set(xlabel="entropy H(q), nats (diversity)", ylabel=label, title=source.split(",")[0])
+            ax.set(xlabel="entropy H(q), nats (diversity)", ylabel=label, title=source.split(",")[0]
+                   + (" (zoomed)" if y_name == "ce" else ""))
             ax.grid(True, alpha=0.3)
     fig.tight_layout()
     script.write_atomically(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
