@@ -474,7 +474,8 @@ def cli(argv=None):
         text = tokenizer.decode(new)  # BPE text keeps its leading space: the prompt's last word may end there
         print(args.prompt + separator + text.rstrip() if args.prompt and args.chat is None else text.strip())
     n_tokens = sum(len(o) for o in outputs)
-    print(f"--- {n_tokens} tokens in {seconds:.2f} s: {n_tokens / seconds:,.0f} tokens/s ({device}, {args.method if args.do_sample else 'greedy'}"
+    decoding = args.method if args.do_sample else "greedy"
+    print(f"--- {n_tokens} tokens in {seconds:.2f} s: {n_tokens / seconds:,.0f} tokens/s ({device}, {decoding}"
           f"{', compiled' if args.compile else ''})")
 
 
