@@ -410,7 +410,7 @@ def gsm8k_main(argv):
     args = parser.parse_args(argv)
     if args.task:
         sizes = write_gsm8k(args.out_dir, args.steps, args.max_number, args.train_problems, args.eval_problems,
-                              args.seed)
+                            args.seed)
         print(f"wrote {args.out_dir}: train.jsonl ({sizes['train']:,} problems), test.jsonl ({sizes['test']:,})")
         return sizes
     if not args.tokenizer:
