@@ -57,16 +57,8 @@ def bpe_tokenizer(texts, vocab_size):
     return tok
 
 
-
-
-
-
-
-
-
-
-
-
+# ----------------------------------------------------------------------------
+# The synthetic language's corpus
 
 
 def prepare_synthetic(out_dir, train_tokens=2_000_000, val_tokens=100_000, seed=0):
@@ -229,28 +221,6 @@ def prepare_text(input_path, out_dir, vocab_size=4096, val_fraction=0.1, tokeniz
             meta[f"{split}_bytes"] = end - start
             meta |= corpus.token_stats(split, counts)
     return corpus.write_meta(out_dir, meta)
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 MAX_VOCAB = 2**20  # far past any useful BPE vocabulary; a larger one aborts inside the tokenizers library

@@ -241,7 +241,5 @@ def run(argv=None):
     return results
 
 
-
-
 if __name__ == "__main__":
     main()

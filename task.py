@@ -292,8 +292,6 @@ def plot_accuracy(rows, path):
 # Command line: evaluate.py --task DIR
 
 
-
-
 def quick_setup(out_dir, device):
     """--quick: a tiny task and a tiny LM trained for 200 steps (it learns the answer format, little arithmetic),
     to check the pipeline, not the accuracy."""
