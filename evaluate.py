@@ -62,12 +62,10 @@ QUICK = ["--windows", "16", "--t_grid", "0.7:2.5:0.3", "--bootstrap", "100", "--
 # Held-out windows, the model's logits, the truth
 
 
-@torch.no_grad()
 def model_logits(model, windows, batch_size=32):
-    """fp32 logits (n, T, V) of the model on windows[:, :-1], on the CPU."""
-    device = next(model.parameters()).device
-    x = torch.from_numpy(windows[:, :-1])
-    return torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    """fp32 logits (n, T, V) of the model on windows[:, :-1], on the CPU (the synthetic language's
+    vocabulary is small enough to keep them all)."""
+    return torch.cat([logits for _, logits, _ in textreport.logit_batches(model, windows, batch_size)])
 
 
 def fit_heads(logits, targets, temperatures, epochs, given=None):
